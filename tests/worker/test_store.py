@@ -1,0 +1,273 @@
+"""One contract, two back ends: SQLite, and Redis (fakeredis and a real server)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+import redis
+
+from worker.jobs import ImageRecord, Job, new_job_id
+from worker.store import BUCKETS, JobStore, StoreUnavailable
+from worker.store.redis_store import RedisJobStore
+from worker.store.sqlite_store import SqliteJobStore
+
+
+@pytest.fixture(params=["sqlite", "fakeredis", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    """Yield an empty store of each kind."""
+    if request.param == "sqlite":
+        yield SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=3600)
+    elif request.param == "fakeredis":
+        yield RedisJobStore(fakeredis.FakeRedis(), ttl=3600)
+    else:
+        url = request.getfixturevalue("redis_url")
+        yield RedisJobStore.from_url(url, ttl=3600)
+
+
+def make_job(images: int = 3, created_at: float | None = None) -> Job:
+    """Return a new job of n images."""
+    return Job(
+        id=new_job_id(),
+        operations=[{"op": "resize", "factor": 0.5}],
+        encode={"jpeg_quality": 90},
+        images=[ImageRecord(f"in/{n}.jpg", f"out/{n}.jpg", [f"out/{n}.jpg"]) for n in range(images)],
+        created_at=time.time() if created_at is None else created_at,
+    )
+
+
+def states(store: JobStore, job_id: str) -> list[str]:
+    """Return the state of each image of a job."""
+    job = store.get(job_id)
+    assert job is not None
+    return [image.state for image in job.images]
+
+
+def test_a_new_job_reads_back_queued_with_its_spec(store: JobStore) -> None:
+    job = make_job()
+    assert store.create(job, window=2) == [0, 1]
+    got = store.get(job.id)
+    assert got is not None
+    assert got.to_json() == job.to_json()
+    assert got.state == "queued" and got.next_index == 2
+    assert got.to_json()["progress"] == {
+        "total": 3, "done": 0, "failed": 0, "cancelled": 0, "percent": 0.0,
+    }  # fmt: skip
+
+
+def test_an_unknown_job_is_none(store: JobStore) -> None:
+    assert store.get("nope") is None
+    assert store.cancel("nope") is None
+    assert store.claim_next("nope") is None
+    assert store.start_image("nope", 0, max_attempts=3) == "skip"
+
+
+def test_claim_next_hands_out_each_index_once_then_none(store: JobStore) -> None:
+    job = make_job(images=4)
+    store.create(job, window=1)
+    assert [store.claim_next(job.id) for _ in range(4)] == [1, 2, 3, None]
+
+
+def test_images_move_the_job_through_running_to_succeeded(store: JobStore) -> None:
+    job = make_job(images=2)
+    store.create(job, window=2)
+    assert store.start_image(job.id, 0, max_attempts=3) == "run"
+    running = store.get(job.id)
+    assert running is not None and running.state == "running" and running.started_at is not None
+    store.finish_image(job.id, 0, error=None, timings=[("resize", 0.01)])
+    assert store.start_image(job.id, 1, max_attempts=3) == "run"
+    store.finish_image(job.id, 1, error=None, timings=[])
+    done = store.get(job.id)
+    assert done is not None
+    assert done.state == "succeeded" and done.finished_at is not None
+    assert done.to_json()["progress"]["percent"] == 100.0
+    assert done.to_json()["images"][0]["outputs"] == ["out/0.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("errors", "final"),
+    [
+        ([None, None], "succeeded"),
+        (["bad", None], "partially_failed"),
+        (["bad", "worse"], "failed"),
+    ],
+)
+def test_the_final_state_follows_the_images(
+    store: JobStore, errors: list[str | None], final: str
+) -> None:
+    job = make_job(images=2)
+    store.create(job, window=2)
+    for n, error in enumerate(errors):
+        store.start_image(job.id, n, max_attempts=3)
+        store.finish_image(job.id, n, error=error, timings=[])
+    got = store.get(job.id)
+    assert got is not None and got.state == final
+    assert [i["error"] for i in got.to_json()["images"]] == errors
+
+
+def test_a_finished_image_is_never_redone_by_a_late_redelivery(store: JobStore) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    store.start_image(job.id, 0, max_attempts=3)
+    store.finish_image(job.id, 0, error=None, timings=[])
+    assert store.start_image(job.id, 0, max_attempts=3) == "skip"
+    store.finish_image(job.id, 0, error="late", timings=[])
+    got = store.get(job.id)
+    assert got is not None and got.state == "succeeded" and got.done == 1 and got.failed == 0
+
+
+def test_an_image_that_keeps_killing_its_worker_fails_after_max_attempts(store: JobStore) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    assert [store.start_image(job.id, 0, max_attempts=3) for _ in range(4)] == [
+        "run", "run", "run", "gave_up",
+    ]  # fmt: skip
+    got = store.get(job.id)
+    assert got is not None and got.state == "failed" and got.running == 0
+    assert got.images[0].error == (
+        "gave up after 3 attempts: the worker processing this image stopped each time "
+        "(killed, or out of memory)"
+    )
+
+
+def test_cancel_stops_queued_images_and_lets_running_ones_finish(store: JobStore) -> None:
+    job = make_job(images=3)
+    store.create(job, window=3)
+    store.start_image(job.id, 0, max_attempts=3)
+    cancelled = store.cancel(job.id)
+    assert cancelled is not None
+    assert cancelled.state == "cancelled" and cancelled.finished_at is None
+    assert states(store, job.id) == ["running", "cancelled", "cancelled"]
+    assert store.start_image(job.id, 1, max_attempts=3) == "skip"
+    assert store.claim_next(job.id) is None
+    store.finish_image(job.id, 0, error=None, timings=[])
+    got = store.get(job.id)
+    assert got is not None and got.state == "cancelled" and got.finished_at is not None
+    assert (got.done, got.cancelled) == (1, 2)
+
+
+def test_cancel_is_idempotent_and_leaves_finished_jobs_alone(store: JobStore) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    store.start_image(job.id, 0, max_attempts=3)
+    store.finish_image(job.id, 0, error=None, timings=[])
+    first = store.cancel(job.id)
+    second = store.cancel(job.id)
+    assert first is not None and second is not None
+    assert first.state == second.state == "succeeded"
+
+
+def test_reap_fails_images_whose_worker_went_silent(store: JobStore) -> None:
+    job = make_job(images=2)
+    store.create(job, window=2)
+    store.start_image(job.id, 0, max_attempts=3)
+    store.start_image(job.id, 1, max_attempts=3)
+    store.finish_image(job.id, 1, error=None, timings=[])
+    assert store.reap_stale(job.id, older_than=time.time() - 60) == 0
+    assert store.reap_stale(job.id, older_than=time.time() + 1) == 1
+    got = store.get(job.id)
+    assert got is not None and got.state == "partially_failed"
+    assert got.images[0].error is not None and got.images[0].error.startswith(
+        "no worker finished this image within"
+    )
+
+
+def test_list_jobs_is_newest_first_and_paginated(store: JobStore) -> None:
+    jobs = [make_job(images=1, created_at=time.time() - 100 + n) for n in range(5)]
+    for job in jobs:
+        store.create(job, window=1)
+    newest_first = [job.id for job in reversed(jobs)]
+    assert [j.id for j in store.list_jobs(limit=2, offset=0)] == newest_first[:2]
+    assert [j.id for j in store.list_jobs(limit=10, offset=2)] == newest_first[2:]
+
+
+def test_wait_returns_at_once_when_the_version_already_moved(store: JobStore) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    store.start_image(job.id, 0, max_attempts=3)
+    started = time.monotonic()
+    store.wait(job.id, version=0, timeout=5)
+    assert time.monotonic() - started < 1
+
+
+def test_wait_wakes_when_the_job_changes(store: JobStore) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    timer = threading.Timer(0.3, lambda: store.start_image(job.id, 0, max_attempts=3))
+    started = time.monotonic()
+    timer.start()
+    store.wait(job.id, version=0, timeout=10)
+    waited = time.monotonic() - started
+    timer.join()
+    assert 0.25 < waited < 5
+
+
+def test_wait_gives_up_after_its_timeout(store: JobStore) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    started = time.monotonic()
+    store.wait(job.id, version=0, timeout=0.3)
+    assert 0.25 < time.monotonic() - started < 3
+
+
+def test_stats_count_jobs_images_and_operation_times(store: JobStore) -> None:
+    job = make_job(images=2)
+    store.create(job, window=2)
+    store.start_image(job.id, 0, max_attempts=3)
+    store.finish_image(job.id, 0, error=None, timings=[("resize", 0.007), ("encode", 0.2)])
+    store.start_image(job.id, 1, max_attempts=3)
+    store.finish_image(job.id, 1, error="broken", timings=[("resize", 0.02)])
+    stats = store.stats()
+    assert stats.jobs["partially_failed"] == 1 and stats.jobs["running"] == 0
+    assert stats.images == {"succeeded": 1, "failed": 1}
+    resize = stats.operations["resize"]
+    assert resize.count == 2 and resize.total == pytest.approx(0.027)
+    assert resize.buckets[BUCKETS.index(0.01)] == 1 and resize.buckets[BUCKETS.index(0.025)] == 1
+
+
+def test_an_unreachable_redis_is_store_unavailable() -> None:
+    store = RedisJobStore.from_url("redis://127.0.0.1:1/0", ttl=60)
+    with pytest.raises(StoreUnavailable, match="Redis does not answer"):
+        store.ping()
+
+
+def test_jobs_expire_after_their_ttl(redis_url: str, tmp_path: Path) -> None:
+    for store in (
+        RedisJobStore.from_url(redis_url, ttl=1),
+        SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=1),
+    ):
+        job = make_job(images=1)
+        store.create(job, window=1)
+        assert store.get(job.id) is not None
+        time.sleep(1.1)
+        assert store.get(job.id) is None, type(store).__name__
+
+
+def test_concurrent_workers_never_lose_a_count(store: JobStore) -> None:
+    job = make_job(images=40)
+    store.create(job, window=40)
+
+    def work(indices: range) -> None:
+        for n in indices:
+            assert store.start_image(job.id, n, max_attempts=3) == "run"
+            store.finish_image(job.id, n, error=None if n % 4 else "bad", timings=[])
+
+    threads = [threading.Thread(target=work, args=(range(k, 40, 4),)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    got = store.get(job.id)
+    assert got is not None
+    assert (got.done, got.failed, got.running, got.state) == (30, 10, 0, "partially_failed")
+
+
+def test_redis_errors_other_than_connection_are_not_hidden() -> None:
+    client = fakeredis.FakeRedis()
+    client.set("imgserve:job:x", "not a hash")
+    with pytest.raises(redis.ResponseError):
+        RedisJobStore(client, ttl=60).get("x")

@@ -1,0 +1,257 @@
+"""The job record: what a job asked for and where each of its images stands.
+
+The record is the service's own (never Celery's result backend): the API answers
+``GET /jobs/<id>`` from it alone, and the workers move its images through
+
+    queued -> running -> succeeded | failed      (or queued/running -> cancelled)
+
+A job is ``queued`` until its first image starts, ``running`` until every image
+has settled, then ``succeeded``, ``failed`` (every image failed) or
+``partially_failed``; ``cancelled`` is set at once by a cancel.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+JobState = Literal["queued", "running", "succeeded", "failed", "partially_failed", "cancelled"]
+ImageState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Start = Literal["run", "skip", "gave_up"]
+"""What a worker should do with an image it was handed: run it, or not."""
+
+JOB_STATES: tuple[JobState, ...] = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "partially_failed",
+    "cancelled",
+)
+FINAL_JOB_STATES: frozenset[str] = frozenset(
+    {"succeeded", "failed", "partially_failed", "cancelled"}
+)
+FINAL_IMAGE_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def new_job_id() -> str:
+    """Return a fresh, unguessable job id."""
+    return uuid.uuid4().hex
+
+
+def iso(timestamp: float | None) -> str | None:
+    """Format a Unix time as ISO 8601 UTC, or None."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def settled_state(total: int, failed: int) -> JobState:
+    """Return the final state of a job whose images have all settled."""
+    if failed == total:
+        return "failed"
+    return "partially_failed" if failed else "succeeded"
+
+
+@dataclass
+class ImageRecord:
+    """One image of a job: its paths as the request wrote them, its state and outputs."""
+
+    input: str
+    output: str
+    outputs: list[str]
+    state: ImageState = "queued"
+    error: str | None = None
+    attempts: int = 0
+    started: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the image as the API shows it (outputs only once written)."""
+        return {
+            "input": self.input,
+            "output": self.output,
+            "state": self.state,
+            "outputs": self.outputs if self.state == "succeeded" else [],
+            "error": self.error,
+        }
+
+
+@dataclass
+class Job:
+    """A job: its normalized request, its images and its progress counters."""
+
+    id: str
+    operations: list[dict[str, Any]]
+    encode: dict[str, Any]
+    images: list[ImageRecord]
+    created_at: float
+    state: JobState = "queued"
+    started_at: float | None = None
+    finished_at: float | None = None
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    running: int = 0
+    next_index: int = 0
+    version: int = 0
+
+    @property
+    def total(self) -> int:
+        """Return the number of images in the job."""
+        return len(self.images)
+
+    @property
+    def finished(self) -> bool:
+        """Return whether the job has reached a final state and nothing runs any more."""
+        return self.state in FINAL_JOB_STATES and self.finished_at is not None
+
+    def spec(self) -> dict[str, Any]:
+        """Return the immutable part of the job, as the stores keep it."""
+        return {
+            "id": self.id,
+            "operations": self.operations,
+            "encode": self.encode,
+            "created_at": self.created_at,
+            "images": [
+                {"input": i.input, "output": i.output, "outputs": i.outputs} for i in self.images
+            ],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the job resource as ``GET /jobs/<id>`` answers it."""
+        settled = self.done + self.failed + self.cancelled
+        return {
+            "id": self.id,
+            "state": self.state,
+            "progress": {
+                "total": self.total,
+                "done": self.done,
+                "failed": self.failed,
+                "cancelled": self.cancelled,
+                "percent": round(100.0 * settled / self.total, 1) if self.total else 100.0,
+            },
+            "operations": self.operations,
+            "encode": self.encode,
+            "images": [image.to_json() for image in self.images],
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Job:
+        """Rebuild a job in its initial state from what ``spec`` returned."""
+        return cls(
+            id=spec["id"],
+            operations=spec["operations"],
+            encode=spec["encode"],
+            created_at=spec["created_at"],
+            images=[
+                ImageRecord(i["input"], i["output"], list(i["outputs"])) for i in spec["images"]
+            ],
+        )
+
+    # The transitions below are the reference semantics of the job record. The SQLite
+    # store applies them inside one transaction; the Redis store's Lua scripts mirror
+    # them, and tests/worker/test_store.py holds both to the same behaviour.
+
+    def claim_next(self) -> int | None:
+        """Take the index of the next image to enqueue, or None when none is left."""
+        if self.state in FINAL_JOB_STATES or self.next_index >= self.total:
+            return None
+        self.next_index += 1
+        return self.next_index - 1
+
+    def start_image(self, index: int, *, max_attempts: int, now: float) -> Start:
+        """Mark an image running and count the attempt, unless it must not run."""
+        image = self.images[index]
+        if image.state in FINAL_IMAGE_STATES:
+            return "skip"
+        if image.state == "running":  # a redelivery: its earlier attempt died
+            self.running -= 1
+        if self.state == "cancelled":
+            self._settle_image(image, "cancelled", None, now)
+            return "skip"
+        image.attempts += 1
+        if image.attempts > max_attempts:
+            self._settle_image(image, "failed", gave_up_message(max_attempts), now)
+            return "gave_up"
+        image.state, image.started = "running", now
+        self.running += 1
+        if self.state == "queued":
+            self.state, self.started_at = "running", now
+        self.version += 1
+        return "run"
+
+    def finish_image(self, index: int, *, error: str | None, now: float) -> bool:
+        """Settle a running image as succeeded or failed; False if it was not running."""
+        image = self.images[index]
+        if image.state != "running":
+            return False
+        self.running -= 1
+        self._settle_image(image, "failed" if error else "succeeded", error, now)
+        return True
+
+    def cancel(self, now: float) -> None:
+        """Cancel every image that has not started; running ones finish."""
+        if self.state in FINAL_JOB_STATES:
+            return
+        for image in self.images:
+            if image.state == "queued":
+                image.state = "cancelled"
+                self.cancelled += 1
+        self.state = "cancelled"
+        self._settle(now)
+        self.version += 1
+
+    def reap(self, *, older_than: float, now: float, message: str) -> int:
+        """Fail the images running since before older_than (their worker is gone)."""
+        stale = [
+            image
+            for image in self.images
+            if image.state == "running" and (image.started or 0.0) < older_than
+        ]
+        for image in stale:
+            self.running -= 1
+            self._settle_image(image, "failed", message, now)
+        return len(stale)
+
+    def _settle_image(
+        self, image: ImageRecord, state: ImageState, error: str | None, now: float
+    ) -> None:
+        """Put an image in a final state, count it, and settle the job if it was the last."""
+        image.state, image.error = state, error
+        if state == "succeeded":
+            self.done += 1
+        elif state == "failed":
+            self.failed += 1
+        else:
+            self.cancelled += 1
+        self._settle(now)
+        self.version += 1
+
+    def _settle(self, now: float) -> None:
+        """Give the job its final state once nothing is left to run."""
+        if self.state == "cancelled":
+            if self.running == 0 and self.finished_at is None:
+                self.finished_at = now
+        elif self.done + self.failed + self.cancelled >= self.total:
+            self.state, self.finished_at = settled_state(self.total, self.failed), now
+
+
+def gave_up_message(max_attempts: int) -> str:
+    """Return the error of an image whose worker died on every attempt."""
+    return (
+        f"gave up after {max_attempts} attempts: the worker processing this image "
+        "stopped each time (killed, or out of memory)"
+    )
+
+
+def stale_message(seconds: float) -> str:
+    """Return the error of an image whose worker went silent."""
+    return (
+        f"no worker finished this image within {seconds:.0f} s of starting it "
+        "(the worker was lost, or the hard time limit killed it)"
+    )

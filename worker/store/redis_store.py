@@ -1,0 +1,312 @@
+"""The Redis job store: one hash per job, changed only by Lua scripts.
+
+Layout (every key under the ``imgserve:`` prefix)::
+
+    job:<id>          hash: spec (JSON), state, started_at, finished_at, done, failed,
+                      cancelled, running, next_index, version, and per image n:
+                      i<n>:s state (absent = queued), i<n>:a attempts, i<n>:e error,
+                      i<n>:t start time; expires ttl seconds after creation
+    job:<id>:changed  pub/sub channel: the new version, after every change
+    jobs              sorted set of job ids by creation time (for GET /jobs)
+    stats             hash of counters for /metrics
+
+The scripts mirror the reference transitions in ``worker.jobs.Job``; a job's
+image fields are read and written inside one script, so a change is atomic and
+costs one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import cast
+
+import redis
+from redis.commands.core import Script
+
+from worker.jobs import JOB_STATES, Job, Start, gave_up_message, stale_message
+from worker.store import Stats, StoreUnavailable, counter_increments, stats_from_counters
+
+PREFIX = "imgserve:"
+JOBS_INDEX = PREFIX + "jobs"
+STATS = PREFIX + "stats"
+
+_PRELUDE = """
+local key = KEYS[1]
+local function num(field) return tonumber(redis.call('HGET', key, field) or '0') end
+local function image_state(i) return redis.call('HGET', key, 'i' .. i .. ':s') or 'queued' end
+local function bump()
+  local v = redis.call('HINCRBY', key, 'version', 1)
+  redis.call('PUBLISH', key .. ':changed', v)
+end
+local function settle(now)
+  local state = redis.call('HGET', key, 'state')
+  if state == 'cancelled' then
+    if num('running') == 0 and (redis.call('HGET', key, 'finished_at') or '') == '' then
+      redis.call('HSET', key, 'finished_at', now)
+    end
+    return
+  end
+  local total, failed = num('total'), num('failed')
+  if num('done') + failed + num('cancelled') >= total then
+    local final = 'succeeded'
+    if failed == total then final = 'failed' elseif failed > 0 then final = 'partially_failed' end
+    redis.call('HSET', key, 'state', final, 'finished_at', now)
+  end
+end
+local function settle_image(i, state, err, now)
+  redis.call('HSET', key, 'i' .. i .. ':s', state)
+  if err then redis.call('HSET', key, 'i' .. i .. ':e', err) end
+  local counter = 'cancelled'
+  if state == 'succeeded' then counter = 'done' elseif state == 'failed' then counter = 'failed' end
+  redis.call('HINCRBY', key, counter, 1)
+  settle(now)
+end
+local function final(state)
+  return state ~= 'queued' and state ~= 'running'
+end
+"""
+
+_CLAIM_NEXT = """
+if redis.call('EXISTS', key) == 0 or final(redis.call('HGET', key, 'state')) then return -1 end
+local n = num('next_index')
+if n >= num('total') then return -1 end
+redis.call('HSET', key, 'next_index', n + 1)
+return n
+"""
+
+_START_IMAGE = """
+if redis.call('EXISTS', key) == 0 then return 'skip' end
+local i, max_attempts, now, gave_up = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local st = image_state(i)
+if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 'skip' end
+if st == 'running' then redis.call('HINCRBY', key, 'running', -1) end
+if redis.call('HGET', key, 'state') == 'cancelled' then
+  settle_image(i, 'cancelled', false, now); bump(); return 'skip'
+end
+if redis.call('HINCRBY', key, 'i' .. i .. ':a', 1) > max_attempts then
+  settle_image(i, 'failed', gave_up, now); bump(); return 'gave_up'
+end
+redis.call('HSET', key, 'i' .. i .. ':s', 'running', 'i' .. i .. ':t', now)
+redis.call('HINCRBY', key, 'running', 1)
+if redis.call('HGET', key, 'state') == 'queued' then
+  redis.call('HSET', key, 'state', 'running', 'started_at', now)
+end
+bump()
+return 'run'
+"""
+
+_FINISH_IMAGE = """
+local i, err, now = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', key) == 0 or image_state(i) ~= 'running' then return 0 end
+redis.call('HINCRBY', key, 'running', -1)
+if err == '' then
+  settle_image(i, 'succeeded', false, now)
+else
+  settle_image(i, 'failed', err, now)
+end
+bump()
+for _, pair in ipairs(cjson.decode(ARGV[4])) do
+  redis.call('HINCRBYFLOAT', KEYS[2], pair[1], pair[2])
+end
+return 1
+"""
+
+_CANCEL = """
+if redis.call('EXISTS', key) == 0 then return 0 end
+if final(redis.call('HGET', key, 'state')) then return 1 end
+local n = 0
+for i = 0, num('total') - 1 do
+  if image_state(i) == 'queued' then
+    redis.call('HSET', key, 'i' .. i .. ':s', 'cancelled'); n = n + 1
+  end
+end
+redis.call('HINCRBY', key, 'cancelled', n)
+redis.call('HSET', key, 'state', 'cancelled')
+settle(ARGV[1]); bump()
+return 1
+"""
+
+_REAP = """
+if redis.call('EXISTS', key) == 0 then return 0 end
+local older_than, now, message, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], 0
+for i = 0, num('total') - 1 do
+  local started = tonumber(redis.call('HGET', key, 'i' .. i .. ':t') or '0')
+  if image_state(i) == 'running' and started < older_than then
+    redis.call('HINCRBY', key, 'running', -1)
+    settle_image(i, 'failed', message, now); n = n + 1
+  end
+end
+if n > 0 then bump() end
+return n
+"""
+
+
+class RedisJobStore:
+    """A job store in Redis, shared by any number of API and worker machines."""
+
+    def __init__(self, client: redis.Redis, *, ttl: int) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._claim_next = self._script(_CLAIM_NEXT)
+        self._start_image = self._script(_START_IMAGE)
+        self._finish_image = self._script(_FINISH_IMAGE)
+        self._cancel = self._script(_CANCEL)
+        self._reap = self._script(_REAP)
+
+    @classmethod
+    def from_url(cls, url: str, *, ttl: int) -> RedisJobStore:
+        """Connect to the Redis at url, failing fast when it does not answer."""
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        )
+        return cls(client, ttl=ttl)
+
+    def _script(self, body: str) -> Script:
+        """Register a Lua script with the shared prelude."""
+        return cast(Script, self.client.register_script(_PRELUDE + body))
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Turn Redis connection failures into StoreUnavailable."""
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"Redis does not answer: {exc}") from exc
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless Redis answers."""
+        with self._answering():
+            self.client.ping()
+
+    def create(self, job: Job, *, window: int) -> list[int]:
+        """Store a new job and claim its first window of images."""
+        first = list(range(min(window, job.total)))
+        fields = {
+            "spec": json.dumps(job.spec()),
+            "state": job.state,
+            "total": job.total,
+            "next_index": len(first),
+            "version": 0,
+            "started_at": "",
+            "finished_at": "",
+        }
+        with self._answering():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(_key(job.id), mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(_key(job.id), self.ttl)
+            pipe.zadd(JOBS_INDEX, {job.id: job.created_at})
+            pipe.zremrangebyscore(JOBS_INDEX, "-inf", time.time() - self.ttl)
+            pipe.execute()
+        return first
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job, or None."""
+        with self._answering():
+            raw = self.client.hgetall(_key(job_id))
+        return _job_from_hash(raw)
+
+    def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
+        """Return recent jobs, newest first."""
+        with self._answering():
+            ids = self.client.zrevrange(JOBS_INDEX, offset, offset + limit - 1)
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hgetall(_key(job_id.decode()))
+            hashes = pipe.execute()
+        jobs = (_job_from_hash(raw) for raw in hashes)
+        return [job for job in jobs if job is not None]
+
+    def claim_next(self, job_id: str) -> int | None:
+        """Take the index of the next image to enqueue."""
+        with self._answering():
+            n = int(self._claim_next(keys=[_key(job_id)]))
+        return None if n < 0 else n
+
+    def start_image(self, job_id: str, index: int, *, max_attempts: int) -> Start:
+        """Mark an image running unless it must not run."""
+        args = [index, max_attempts, time.time(), gave_up_message(max_attempts)]
+        with self._answering():
+            answer = self._start_image(keys=[_key(job_id)], args=args)
+        return cast(Start, answer.decode())
+
+    def finish_image(
+        self, job_id: str, index: int, *, error: str | None, timings: list[tuple[str, float]]
+    ) -> None:
+        """Record a running image's outcome and its step times."""
+        counters = counter_increments("failed" if error else "succeeded", timings)
+        args = [index, error or "", time.time(), json.dumps(counters)]
+        with self._answering():
+            self._finish_image(keys=[_key(job_id), STATS], args=args)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel the job's images that have not started."""
+        with self._answering():
+            self._cancel(keys=[_key(job_id)], args=[time.time()])
+        return self.get(job_id)
+
+    def reap_stale(self, job_id: str, *, older_than: float) -> int:
+        """Fail the images running since before older_than."""
+        now = time.time()
+        with self._answering():
+            n = self._reap(
+                keys=[_key(job_id)], args=[older_than, now, stale_message(now - older_than)]
+            )
+        return int(n)
+
+    def wait(self, job_id: str, *, version: int, timeout: float) -> None:
+        """Return once the job's version changed (woken by pub/sub), or after timeout."""
+        deadline = time.monotonic() + timeout
+        with self._answering():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(_key(job_id) + ":changed")
+                current = self.client.hget(_key(job_id), "version")
+                if current is None or int(current) != version:
+                    return
+                while (left := deadline - time.monotonic()) > 0:
+                    if pubsub.get_message(timeout=left) is not None:
+                        return
+            finally:
+                pubsub.close()
+
+    def stats(self) -> Stats:
+        """Return counts of jobs by state, images by outcome, and operation times."""
+        with self._answering():
+            ids = self.client.zrange(JOBS_INDEX, 0, -1)
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(_key(job_id.decode()), "state")
+            states = pipe.execute()
+            counters = self.client.hgetall(STATS)
+        jobs = dict.fromkeys(JOB_STATES, 0)
+        for state in states:
+            if state is not None:
+                jobs[state.decode()] += 1
+        return stats_from_counters(jobs, {k.decode(): v.decode() for k, v in counters.items()})
+
+
+def _key(job_id: str) -> str:
+    """Return the Redis key of a job."""
+    return f"{PREFIX}job:{job_id}"
+
+
+def _job_from_hash(raw: dict[bytes, bytes]) -> Job | None:
+    """Rebuild a job from its hash (None for a missing or expired job)."""
+    if not raw or b"spec" not in raw:
+        return None
+    fields: dict[str, str] = {k.decode(): v.decode() for k, v in raw.items()}
+    job = Job.from_spec(json.loads(fields["spec"]))
+    job.state = fields["state"]  # type: ignore[assignment]
+    job.started_at = float(fields["started_at"]) if fields.get("started_at") else None
+    job.finished_at = float(fields["finished_at"]) if fields.get("finished_at") else None
+    for name in ("done", "failed", "cancelled", "running", "next_index", "version"):
+        setattr(job, name, int(fields.get(name, 0)))
+    for n, image in enumerate(job.images):
+        image.state = fields.get(f"i{n}:s", "queued")  # type: ignore[assignment]
+        image.attempts = int(fields.get(f"i{n}:a", 0))
+        image.error = fields.get(f"i{n}:e")
+        image.started = float(fields[f"i{n}:t"]) if f"i{n}:t" in fields else None
+    return job

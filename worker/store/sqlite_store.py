@@ -1,0 +1,245 @@
+"""The embedded job store: one SQLite file shared by the API and the workers.
+
+Each change runs the reference transition of ``worker.jobs.Job`` inside one
+``BEGIN IMMEDIATE`` transaction, so concurrent worker processes never lose an
+update. WAL mode lets the API read while a worker writes. Long-polls poll the
+job's version every 50 ms: the embedded store is for one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from worker.jobs import JOB_STATES, ImageRecord, Job, Start, stale_message
+from worker.store import Stats, StoreUnavailable, counter_increments, stats_from_counters
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    done INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    running INTEGER NOT NULL DEFAULT 0,
+    next_index INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC);
+CREATE TABLE IF NOT EXISTS images (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    started REAL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
+"""
+
+_JOB_COLUMNS = (
+    "state", "started_at", "finished_at", "done", "failed", "cancelled", "running", "next_index",
+    "version",
+)  # fmt: skip
+_POLL_SECONDS = 0.05
+
+
+class SqliteJobStore:
+    """A job store in one SQLite file, safe across threads and processes."""
+
+    def __init__(self, path: Path, *, ttl: int) -> None:
+        self.path = path
+        self.ttl = ttl
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._connection().executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the job database {path} cannot be used: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        """Return this thread's connection (a new one after a fork)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block as one write transaction."""
+        try:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the job database {self.path} cannot be used: {exc}") from exc
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        try:
+            self._connection().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the job database {self.path} cannot be used: {exc}") from exc
+
+    def create(self, job: Job, *, window: int) -> list[int]:
+        """Store a new job and claim its first window of images."""
+        first = list(range(min(window, job.total)))
+        job.next_index = len(first)
+        with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE expires_at < ?", (time.time(),))
+            db.execute(
+                "INSERT INTO jobs (id, spec, created_at, expires_at, state, next_index)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (job.id, json.dumps(job.spec()), job.created_at, job.created_at + self.ttl,
+                 job.state, job.next_index),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO images (job_id, idx) VALUES (?, ?)",
+                ((job.id, i) for i in range(job.total)),
+            )
+        return first
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job, or None."""
+        return self._load(self._connection(), job_id)
+
+    def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
+        """Return recent jobs, newest first."""
+        db = self._connection()
+        rows = db.execute(
+            "SELECT id FROM jobs WHERE expires_at >= ? ORDER BY created_at DESC LIMIT ? OFFSET ?",
+            (time.time(), limit, offset),
+        ).fetchall()
+        jobs = (self._load(db, row["id"]) for row in rows)
+        return [job for job in jobs if job is not None]
+
+    def claim_next(self, job_id: str) -> int | None:
+        """Take the index of the next image to enqueue."""
+        return self._change(job_id, Job.claim_next, None)
+
+    def start_image(self, job_id: str, index: int, *, max_attempts: int) -> Start:
+        """Mark an image running unless it must not run."""
+        now = time.time()
+        return self._change(
+            job_id, lambda job: job.start_image(index, max_attempts=max_attempts, now=now), "skip"
+        )
+
+    def finish_image(
+        self, job_id: str, index: int, *, error: str | None, timings: list[tuple[str, float]]
+    ) -> None:
+        """Record a running image's outcome and its step times."""
+        now = time.time()
+        if self._change(job_id, lambda job: job.finish_image(index, error=error, now=now), False):
+            self._record_stats("failed" if error else "succeeded", timings)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel the job's images that have not started."""
+        now = time.time()
+        self._change(job_id, lambda job: job.cancel(now), None)
+        return self.get(job_id)
+
+    def reap_stale(self, job_id: str, *, older_than: float) -> int:
+        """Fail the images running since before older_than."""
+        now = time.time()
+        message = stale_message(now - older_than)
+        return self._change(
+            job_id, lambda job: job.reap(older_than=older_than, now=now, message=message), 0
+        )
+
+    def wait(self, job_id: str, *, version: int, timeout: float) -> None:
+        """Return once the job's version changed, or after timeout."""
+        deadline = time.monotonic() + timeout
+        db = self._connection()
+        while time.monotonic() < deadline:
+            row = db.execute("SELECT version FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["version"] != version:
+                return
+            time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def stats(self) -> Stats:
+        """Return counts of jobs by state, images by outcome, and operation times."""
+        db = self._connection()
+        jobs = dict.fromkeys(JOB_STATES, 0)
+        for row in db.execute(
+            "SELECT state, COUNT(*) AS n FROM jobs WHERE expires_at >= ? GROUP BY state",
+            (time.time(),),
+        ):
+            jobs[row["state"]] = row["n"]
+        values = {row["name"]: row["value"] for row in db.execute("SELECT name, value FROM stats")}
+        return stats_from_counters(jobs, values)
+
+    def _record_stats(self, outcome: str, timings: list[tuple[str, float]]) -> None:
+        """Add one image's outcome and step times to the counters."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO stats (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                counter_increments(outcome, timings),
+            )
+
+    def _change(self, job_id: str, transition: Callable[[Job], T], missing: T) -> T:
+        """Apply a transition to the job in one transaction and write back what changed."""
+        with self._transaction() as db:
+            job = self._load(db, job_id)
+            if job is None:
+                return missing
+            before = [(i.state, i.attempts, i.error, i.started) for i in job.images]
+            result = transition(job)
+            db.execute(
+                f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _JOB_COLUMNS)} WHERE id = ?",
+                (*(getattr(job, c) for c in _JOB_COLUMNS), job.id),
+            )
+            db.executemany(
+                "UPDATE images SET state = ?, attempts = ?, error = ?, started = ?"
+                " WHERE job_id = ? AND idx = ?",
+                (
+                    (i.state, i.attempts, i.error, i.started, job.id, n)
+                    for n, i in enumerate(job.images)
+                    if (i.state, i.attempts, i.error, i.started) != before[n]
+                ),
+            )
+            return result
+
+    def _load(self, db: sqlite3.Connection, job_id: str) -> Job | None:
+        """Read one job and its images."""
+        row = db.execute(
+            "SELECT * FROM jobs WHERE id = ? AND expires_at >= ?", (job_id, time.time())
+        ).fetchone()
+        if row is None:
+            return None
+        job = Job.from_spec(json.loads(row["spec"]))
+        for column in _JOB_COLUMNS:
+            setattr(job, column, row[column])
+        for image_row in db.execute(
+            "SELECT idx, state, attempts, error, started FROM images WHERE job_id = ?", (job_id,)
+        ):
+            image: ImageRecord = job.images[image_row["idx"]]
+            image.state = image_row["state"]
+            image.attempts, image.error = image_row["attempts"], image_row["error"]
+            image.started = image_row["started"]
+        return job
