@@ -1,0 +1,45 @@
+"""imgserve's image pipeline: declared operations and the operation language.
+
+Pure image work on numpy and OpenCV; it never imports Flask, Celery or pydantic.
+
+    parse_operations(items) -> Chain          the request's operations, validated and normalized
+    plan_sizes(chain, w, h)                   output sizes without pixels, for the API
+"""
+
+from __future__ import annotations
+
+from pipeline.chain import Chain, Step
+from pipeline.errors import (
+    ImageDecodeError,
+    ImageWriteError,
+    InvalidOperation,
+    LimitExceeded,
+    PipelineError,
+    Problem,
+    UnsupportedFormat,
+)
+from pipeline.limits import DEFAULT_LIMITS, Limits
+from pipeline.operation import Image, Operation, Size
+from pipeline.operations import OPERATIONS
+from pipeline.parsing import parse_operations
+from pipeline.planning import plan_sizes
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "OPERATIONS",
+    "Chain",
+    "Image",
+    "ImageDecodeError",
+    "ImageWriteError",
+    "InvalidOperation",
+    "LimitExceeded",
+    "Limits",
+    "Operation",
+    "PipelineError",
+    "Problem",
+    "Size",
+    "Step",
+    "UnsupportedFormat",
+    "parse_operations",
+    "plan_sizes",
+]
