@@ -19,10 +19,10 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import pytest
@@ -30,7 +30,7 @@ import redis
 import requests
 import yaml
 from celery.app.utils import find_app
-from celery.bin.celery import celery
+from celery.bin.celery import celery as celery_command
 from flower.options import default_options
 
 import app.cli
@@ -49,6 +49,7 @@ IMAGE_SERVICES = ("api", "worker", "flower")
 COMPOSE_REDIS_URL = "redis://redis:6379/0"
 STORAGE_ROOT = "/data"
 TASK_NAME = "imgserve.process_image"
+T = TypeVar("T")
 # What an operator puts in FLOWER_BASIC_AUTH to open Flower's HTTP API.
 FLOWER_LOGIN = ("imgserve", "deploy-test")
 
@@ -71,12 +72,24 @@ def instruction(keyword: str) -> list[str]:
     return [arguments for found, arguments in dockerfile() if found == keyword]
 
 
+def copied() -> list[str]:
+    """Return the sources of the Dockerfile's COPY instructions, in order."""
+    return [source for arguments in instruction("COPY") for source in arguments.split()[:-1]]
+
+
 def seconds(duration: str) -> float:
     """Return a compose duration such as "6m" or "1m30s" in seconds."""
     parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
     assert parts is not None and duration, f"{duration!r} is not a compose duration"
     hours, minutes, secs = (int(part or 0) for part in parts.groups())
     return hours * 3600 + minutes * 60 + secs
+
+
+def size_of(path: Path) -> tuple[int, int]:
+    """Return an image file's width and height."""
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image.shape[1], image.shape[0]
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
@@ -123,10 +136,13 @@ class Local:
         return [found, *(self.text(argument) for argument in arguments)]
 
     def env(self, name: str, operator: dict[str, str] | None = None) -> dict[str, str]:
-        """Return a service's compose environment, a null value taken from what operator sets."""
+        """Return a service's compose environment; a null value comes from the operator's shell."""
         env = {k: v for k, v in service_env(self.root).items() if not k.startswith("FLOWER_")}
         for key, value in SERVICES[name].get("environment", {}).items():
-            env[key] = (operator or {})[key] if value is None else self.text(str(value))
+            if value is not None:
+                env[key] = self.text(str(value))
+            elif operator and key in operator:  # compose leaves it unset when the shell does
+                env[key] = operator[key]
         return env
 
     def health_check(
@@ -166,18 +182,18 @@ def launch(
     return process
 
 
-def poll(service: Service, what: str, check: Any, timeout: float = 30) -> Any:
+def poll(service: Service, what: str, check: Callable[[], T], timeout: float = 30) -> T:
     """Call check() until it returns something truthy; fail with the logs after timeout."""
     deadline = time.monotonic() + timeout
     while True:
         for process in service.processes:
-            assert process.poll() is None, f"{process.args} exited\n{service.tail()}"
+            assert process.poll() is None, f"{process.args!r} exited\n{service.tail()}"
         try:
             found = check()
+            if found:
+                return found
         except requests.ConnectionError:
-            found = None
-        if found:
-            return found
+            pass
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not seen after {timeout} s\n{service.tail()}")
         time.sleep(0.2)
@@ -234,7 +250,7 @@ def test_the_flower_command_loads_the_celery_app_and_flower_knows_its_options() 
     program, app_option, app_path, subcommand, *options = SERVICES["flower"]["command"]
     assert (program, app_option, subcommand) == ("celery", "--app", "flower")
     assert find_app(app_path) is worker.celery_app.app
-    assert "flower" in celery.commands
+    assert "flower" in celery_command.commands
     assert options == ["--port=5555"]
     for option in options:
         assert option.removeprefix("--").partition("=")[0] in default_options
@@ -299,16 +315,9 @@ def test_the_redis_command_starts_a_redis_that_appends_and_never_evicts(tmp_path
     program, *arguments = SERVICES["redis"]["command"]
     assert program == "redis-server"
     port = free_port()
-    argv = [
-        need_redis_server(),
-        *arguments,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(tmp_path),
-    ]
+    # Outside a container: a free port, loopback only, a tmp dir for the append-only file.
+    here = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
+    argv = [need_redis_server(), *arguments, *here]
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
     client = redis.Redis(port=port)
     try:
@@ -362,8 +371,8 @@ def test_the_worker_command_processes_a_job_and_passes_its_health_check(
     assert job["state"] == "succeeded", job
     for photo, image in zip(photos, job["images"], strict=True):
         assert image["outputs"] == [f"out/{photo.stem}.jpg"]
-        source, output = cv2.imread(str(photo)), cv2.imread(str(local.root / image["outputs"][0]))
-        assert output.shape == (source.shape[0] // 2, source.shape[1] // 2, 3)
+        width, height = size_of(photo)
+        assert size_of(local.root / image["outputs"][0]) == (width // 2, height // 2)
     up = local.health_check("worker")
     assert (up.returncode, up.stderr) == (0, "")
 
@@ -413,6 +422,20 @@ def test_flower_shows_the_worker_and_its_tasks_through_its_http_api(
     assert (up.returncode, up.stderr) == (0, "")
 
 
+def test_flower_without_a_login_shows_its_dashboard_but_keeps_its_api_closed(
+    local: Local, stack: Service
+) -> None:
+    flower = f"http://127.0.0.1:{local.ports['5555']}"
+    launch(stack, local, "flower")
+    poll(stack, "Flower", lambda: requests.get(f"{flower}/healthcheck", timeout=5).ok)
+    assert requests.get(f"{flower}/workers", timeout=5).status_code == 200
+    assert requests.get(f"{flower}/api/workers", timeout=5).status_code == 401
+    shutdown = requests.post(f"{flower}/api/worker/shutdown/imgserve-1@host", timeout=5)
+    assert shutdown.status_code == 401
+    up = local.health_check("flower")
+    assert (up.returncode, up.stderr) == (0, "")
+
+
 # The Dockerfile against pyproject and the compose file.
 
 
@@ -431,11 +454,6 @@ def test_the_image_commands_are_installed_by_the_package_it_installs() -> None:
     assert PYPROJECT["project"]["optional-dependencies"]["flower"] == ["flower>=2.0"]
     assert "--no-cache-dir" in install
     assert "PIP_NO_CACHE_DIR=1" in " ".join(instruction("ENV"))
-
-
-def copied() -> list[str]:
-    """Return the sources of the Dockerfile's COPY instructions, in order."""
-    return [source for arguments in instruction("COPY") for source in arguments.split()[:-1]]
 
 
 def test_the_image_copies_every_package_pyproject_installs() -> None:
