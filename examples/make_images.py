@@ -47,7 +47,9 @@ def main() -> None:
         "night.jpg": (512, 512, 4, (60, 30, 20)),
     }
     for name, (width, height, seed, sky) in samples.items():
-        cv2.imwrite(str(HERE / name), scene(width, height, seed, sky), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        cv2.imwrite(
+            str(HERE / name), scene(width, height, seed, sky), [cv2.IMWRITE_JPEG_QUALITY, 88]
+        )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ def make_job(images: int = 3, created_at: float | None = None) -> Job:
         id=new_job_id(),
         operations=[{"op": "resize", "factor": 0.5}],
         encode={"jpeg_quality": 90},
-        images=[ImageRecord(f"in/{n}.jpg", f"out/{n}.jpg", [f"out/{n}.jpg"]) for n in range(images)],
+        images=[
+            ImageRecord(f"in/{n}.jpg", f"out/{n}.jpg", [f"out/{n}.jpg"]) for n in range(images)
+        ],
         created_at=time.time() if created_at is None else created_at,
     )
 

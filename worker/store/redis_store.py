@@ -166,7 +166,7 @@ class RedisJobStore:
 
     def _script(self, body: str) -> Script:
         """Register a Lua script with the shared prelude."""
-        return cast(Script, self.client.register_script(_PRELUDE + body))
+        return self.client.register_script(_PRELUDE + body)
 
     @contextmanager
     def _answering(self) -> Iterator[None]:
@@ -205,13 +205,13 @@ class RedisJobStore:
     def get(self, job_id: str) -> Job | None:
         """Return the job, or None."""
         with self._answering():
-            raw = self.client.hgetall(_key(job_id))
+            raw = cast(dict[bytes, bytes], self.client.hgetall(_key(job_id)))
         return _job_from_hash(raw)
 
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
         with self._answering():
-            ids = self.client.zrevrange(JOBS_INDEX, offset, offset + limit - 1)
+            ids = cast(list[bytes], self.client.zrevrange(JOBS_INDEX, offset, offset + limit - 1))
             pipe = self.client.pipeline(transaction=False)
             for job_id in ids:
                 pipe.hgetall(_key(job_id.decode()))
@@ -227,7 +227,9 @@ class RedisJobStore:
 
     def start_image(self, job_id: str, index: int, *, max_attempts: int) -> Start:
         """Mark an image running unless it must not run."""
-        args = [index, max_attempts, time.time(), gave_up_message(max_attempts)]
+        args: list[str | int | float] = [
+            index, max_attempts, time.time(), gave_up_message(max_attempts)
+        ]  # fmt: skip
         with self._answering():
             answer = self._start_image(keys=[_key(job_id)], args=args)
         return cast(Start, answer.decode())
@@ -237,7 +239,7 @@ class RedisJobStore:
     ) -> None:
         """Record a running image's outcome and its step times."""
         counters = counter_increments("failed" if error else "succeeded", timings)
-        args = [index, error or "", time.time(), json.dumps(counters)]
+        args: list[str | int | float] = [index, error or "", time.time(), json.dumps(counters)]
         with self._answering():
             self._finish_image(keys=[_key(job_id), STATS], args=args)
 
@@ -260,7 +262,7 @@ class RedisJobStore:
         """Return once the job's version changed (woken by pub/sub), or after timeout."""
         deadline = time.monotonic() + timeout
         with self._answering():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(_key(job_id) + ":changed")
                 current = self.client.hget(_key(job_id), "version")
@@ -275,13 +277,13 @@ class RedisJobStore:
     def stats(self) -> Stats:
         """Return counts of jobs by state, images by outcome, and operation times."""
         with self._answering():
-            ids = self.client.zrange(JOBS_INDEX, 0, -1)
+            ids = cast(list[bytes], self.client.zrange(JOBS_INDEX, 0, -1))
             pipe = self.client.pipeline(transaction=False)
             for job_id in ids:
                 pipe.hget(_key(job_id.decode()), "state")
             states = pipe.execute()
-            counters = self.client.hgetall(STATS)
-        jobs = dict.fromkeys(JOB_STATES, 0)
+            counters = cast(dict[bytes, bytes], self.client.hgetall(STATS))
+        jobs: dict[str, int] = dict.fromkeys(JOB_STATES, 0)
         for state in states:
             if state is not None:
                 jobs[state.decode()] += 1

@@ -184,7 +184,7 @@ class SqliteJobStore:
     def stats(self) -> Stats:
         """Return counts of jobs by state, images by outcome, and operation times."""
         db = self._connection()
-        jobs = dict.fromkeys(JOB_STATES, 0)
+        jobs: dict[str, int] = dict.fromkeys(JOB_STATES, 0)
         for row in db.execute(
             "SELECT state, COUNT(*) AS n FROM jobs WHERE expires_at >= ? GROUP BY state",
             (time.time(),),

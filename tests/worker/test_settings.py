@@ -1,0 +1,68 @@
+"""Settings come from the environment, with clear words for a bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.celery_app import celery_config
+from worker.settings import Settings, SettingsError
+
+
+def test_defaults_need_no_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert settings.embedded and settings.redis_url is None
+    assert settings.root == tmp_path.resolve()
+    assert settings.state_dir == tmp_path / ".imgserve"
+    assert settings.job_ttl == 7 * 24 * 3600
+    assert settings.limits.max_outputs == 256 and settings.limits.max_pixels == 100_000_000
+
+
+def test_environment_variables_set_every_field(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://h:1/2",
+            "IMGSERVE_ROOT": str(tmp_path),
+            "IMGSERVE_JOB_WINDOW": "3",
+            "IMGSERVE_MAX_PIXELS": "1000",
+        }
+    )
+    assert not settings.embedded
+    assert (settings.redis_url, settings.root, settings.job_window) == (
+        "redis://h:1/2",
+        tmp_path,
+        3,
+    )
+    assert settings.limits.max_pixels == 1000
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("many", "IMGSERVE_JOB_WINDOW='many' is not a whole number"),
+        ("0", "IMGSERVE_JOB_WINDOW='0' must be at least 1"),
+    ],
+)
+def test_a_bad_number_names_the_variable(value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"IMGSERVE_JOB_WINDOW": value})
+    assert str(raised.value) == message
+
+
+def test_celery_is_configured_for_reliability(tmp_path: Path) -> None:
+    config = celery_config(Settings(redis_url="redis://h:1/0", root=tmp_path, state_dir=tmp_path))
+    assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
+    assert config["worker_prefetch_multiplier"] == 1
+    assert config["accept_content"] == ["json"] and config["task_serializer"] == "json"
+    assert config["task_soft_time_limit"] < config["task_time_limit"]
+    assert config["task_time_limit"] < config["broker_transport_options"]["visibility_timeout"]
+    assert config["worker_send_task_events"] and config["task_send_sent_event"]
+
+
+def test_the_embedded_broker_is_a_folder_under_the_state_dir(tmp_path: Path) -> None:
+    config = celery_config(Settings(root=tmp_path, state_dir=tmp_path / "state"))
+    assert config["broker_url"] == "filesystem://"
+    assert config["broker_transport_options"]["data_folder_in"] == str(tmp_path / "state" / "queue")
+    assert (tmp_path / "state" / "queue").is_dir()

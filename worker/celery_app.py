@@ -1,0 +1,70 @@
+"""The Celery app: broker and reliability settings, all from ``Settings``.
+
+With ``REDIS_URL`` the broker is Redis; without it, kombu's filesystem transport
+under ``IMGSERVE_STATE_DIR/queue`` (no server at all). Either way: JSON only,
+late acks with requeue when a worker process dies, one task prefetched per
+process, time limits below the broker's visibility timeout, task events on so
+Flower shows every image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from worker.settings import Settings
+
+QUEUE = "imgserve"
+TASK_NAME = "imgserve.process_image"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Return the Celery configuration for these settings."""
+    if settings.redis_url:
+        broker = settings.redis_url
+        transport_options: dict[str, Any] = {
+            # A message not acked this long after delivery is handed out again; keep it
+            # well above the hard time limit so a slow image is never run twice at once.
+            "visibility_timeout": max(3600, 2 * settings.hard_time_limit),
+        }
+    else:
+        broker = "filesystem://"
+        folders = {name: settings.state_dir / name for name in ("queue", "control")}
+        for folder in folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        transport_options = {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "control_folder": str(folders["control"]),
+            "polling_interval": 0.05,
+        }
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": QUEUE,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.soft_time_limit,
+        "task_time_limit": settings.hard_time_limit,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "include": ["worker.tasks"],
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    """Make the Celery app for these settings."""
+    app = Celery("imgserve")
+    app.conf.update(celery_config(settings))
+    return app
+
+
+settings = Settings.from_env()
+app = make_celery(settings)

@@ -1,0 +1,98 @@
+"""Settings of the whole service, read once from the environment.
+
+Every knob is an environment variable with a documented default (the README's
+"Configuration" table lists the same names). ``REDIS_URL`` selects the Redis
+deployment; without it imgserve runs embedded: a filesystem queue and a SQLite
+job store under ``IMGSERVE_STATE_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline import Limits
+
+
+class SettingsError(ValueError):
+    """Raised when an environment variable holds a value imgserve cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the API, the workers and the CLI need to know about their deployment."""
+
+    redis_url: str | None = None
+    root: Path = field(default_factory=Path.cwd)
+    state_dir: Path = field(default_factory=lambda: Path.cwd() / ".imgserve")
+    job_ttl: int = 7 * 24 * 3600
+    job_window: int = 8
+    max_attempts: int = 3
+    soft_time_limit: int = 300
+    hard_time_limit: int = 330
+    max_images: int = 1000
+    max_body_bytes: int = 1024 * 1024
+    max_operations: int = 32
+    max_outputs: int = 256
+    max_pixels: int = 100_000_000
+    max_input_bytes: int = 200 * 1024 * 1024
+    stale_after: int = 360
+    url: str = "http://localhost:8888"
+
+    @property
+    def limits(self) -> Limits:
+        """Return the pipeline limits these settings ask for."""
+        return Limits(
+            max_operations=self.max_operations,
+            max_outputs=self.max_outputs,
+            max_pixels=self.max_pixels,
+            max_input_bytes=self.max_input_bytes,
+        )
+
+    @property
+    def embedded(self) -> bool:
+        """Return whether imgserve runs without a server (no REDIS_URL)."""
+        return not self.redis_url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``IMGSERVE_*`` variables and ``REDIS_URL``, then overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = "REDIS_URL" if f.name == "redis_url" else f"IMGSERVE_{f.name.upper()}"
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(name, raw, cls._kind(f.name))
+        settings = cls(**values)
+        settings = replace(settings, **overrides) if overrides else settings
+        return replace(settings, root=settings.root.resolve(), state_dir=settings.state_dir)
+
+    @classmethod
+    def _kind(cls, name: str) -> type:
+        """Return the type of the field called name."""
+        default = cls.__dataclass_fields__[name]
+        if name in ("root", "state_dir"):
+            return Path
+        if name in ("redis_url", "url"):
+            return str
+        return type(default.default)
+
+
+def _convert(name: str, raw: str, kind: type) -> Any:
+    """Convert one environment value, naming the variable when it is wrong."""
+    if kind is int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+        if value < 1:
+            raise SettingsError(f"{name}={raw!r} must be at least 1")
+        return value
+    if kind is Path:
+        return Path(raw).expanduser()
+    return raw
