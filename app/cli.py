@@ -1,0 +1,179 @@
+"""The ``imgserve`` command: serve the API, run workers, or both; submit and watch jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app import client
+
+DEFAULT_PORT = 8888
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the imgserve command line."""
+    parser = argparse.ArgumentParser(prog="imgserve", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    api = commands.add_parser("api", help="serve the HTTP API (waitress)")
+    _serving_options(api)
+    api.set_defaults(run=run_api)
+
+    worker = commands.add_parser("worker", help="run a Celery worker (prefork)")
+    worker.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(run=run_worker)
+
+    up = commands.add_parser("up", help="run the API and a worker together")
+    _serving_options(up)
+    up.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
+    up.set_defaults(run=run_up)
+
+    submit = commands.add_parser("submit", help="submit a job file")
+    submit.add_argument("job", type=Path, help="a JSON file with images and operations")
+    submit.add_argument("--wait", action="store_true", help="show progress until the job ends")
+    submit.add_argument("--url", default=None, help="the API (default: IMGSERVE_URL)")
+    submit.set_defaults(run=run_submit)
+
+    status = commands.add_parser("status", help="show a job")
+    status.add_argument("job_id")
+    status.add_argument("--url", default=None, help="the API (default: IMGSERVE_URL)")
+    status.set_defaults(run=run_status)
+
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+def _serving_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of a command that serves HTTP."""
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--threads", type=int, default=32, help="API threads (long-polls hold one)")
+
+
+def run_api(args: argparse.Namespace) -> int:
+    """Serve the API with waitress until interrupted."""
+    import waitress
+
+    from app import create_app
+
+    waitress.serve(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        ident="imgserve",
+        clear_untrusted_proxy_headers=True,
+    )
+    return 0
+
+
+def worker_argv(concurrency: int, loglevel: str, *, embedded: bool) -> list[str]:
+    """Return the Celery worker arguments imgserve runs with."""
+    argv = [
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        "--task-events",
+        f"--hostname=imgserve-{os.getpid()}@%h",
+    ]
+    if embedded:  # the filesystem transport has no broadcast worth the wait
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return argv
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker until interrupted."""
+    from worker.celery_app import app, settings
+
+    app.worker_main(worker_argv(args.concurrency, args.loglevel, embedded=settings.embedded))
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Run a worker process and serve the API here, on the embedded default or REDIS_URL."""
+    from worker.settings import Settings
+
+    settings = Settings.from_env()
+    command = [sys.executable, "-m", "app.cli", "worker", f"--concurrency={args.concurrency}"]
+    worker = subprocess.Popen(command)
+    where = f"http://localhost:{args.port}"
+    mode = "embedded (no server)" if settings.embedded else f"Redis at {settings.redis_url}"
+    print(
+        f"imgserve is up on {mode}, {args.concurrency} worker processes\n"
+        f"  API:         {where}/jobs\n"
+        f"  docs:        {where}/docs\n"
+        f"  storage:     {settings.root}\n"
+        f"  sample job:  imgserve submit examples/job.json --wait\n"
+        "Stop with Ctrl-C.",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        return run_api(args)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    """Submit a job file; with --wait, show its progress and exit 0 only if it succeeded."""
+    try:
+        payload = json.loads(args.job.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"imgserve: cannot read {args.job}: {exc}", file=sys.stderr)
+        return 2
+    api = client.Client(args.url)
+    try:
+        job = api.submit(payload)
+        print(f"job {job['id']} {job['state']}: {api.job_url(job['id'])}")
+        if args.wait:
+            job = api.follow(job)
+            print_outcome(job)
+            return 0 if job["state"] == "succeeded" else 1
+    except client.ApiError as exc:
+        print(f"imgserve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Print a job's state and outputs."""
+    try:
+        job = client.Client(args.url).get(args.job_id)
+    except client.ApiError as exc:
+        print(f"imgserve: {exc}", file=sys.stderr)
+        return 2
+    print_outcome(job)
+    return 0
+
+
+def print_outcome(job: dict[str, Any]) -> None:
+    """Print a job's state, then each image's outputs or error."""
+    progress = job["progress"]
+    print(f"{job['state']}: {progress['done']} of {progress['total']} images done, "
+          f"{progress['failed']} failed")  # fmt: skip
+    for image in job["images"]:
+        if image["error"]:
+            print(f"  {image['input']}: {image['state']}: {image['error']}")
+        else:
+            for output in image["outputs"]:
+                print(f"  {output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""What the job views do: submit, find (with long-poll), cancel and list jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from app.errors import InvalidJob, JobNotFound, ServiceUnavailable
+from app.services import Services
+from app.validation import JobProblems, validate_job
+from worker.jobs import ImageRecord, Job, new_job_id
+from worker.store import StoreUnavailable
+
+MAX_WAIT_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+def submit_job(services: Services, payload: Any) -> Job:
+    """Validate a job, store it and enqueue its first window of images."""
+    try:
+        valid = validate_job(payload, services.settings)
+    except JobProblems as exc:
+        raise InvalidJob.of(exc.problems) from None
+    job = Job(
+        id=new_job_id(),
+        operations=valid.chain.to_json(),
+        encode=valid.encode.to_json(),
+        images=[ImageRecord(i.input, i.output, i.outputs) for i in valid.images],
+        created_at=time.time(),
+    )
+    try:
+        first = services.store.create(job, window=services.settings.job_window)
+    except StoreUnavailable as exc:
+        raise ServiceUnavailable(
+            f"the job store does not answer, nothing was stored: {exc}"
+        ) from None
+    try:
+        services.enqueue(job.id, first)
+    except Exception as exc:
+        _withdraw(services, job.id)
+        raise ServiceUnavailable(
+            f"the queue does not answer, the job was withdrawn: {exc}"
+        ) from None
+    return job
+
+
+def _withdraw(services: Services, job_id: str) -> None:
+    """Cancel a job that could not be enqueued, if the store still answers."""
+    with contextlib.suppress(StoreUnavailable):
+        services.store.cancel(job_id)
+
+
+def find_job(services: Services, job_id: str, *, wait: float = 0.0) -> Job:
+    """Return a job; with wait, once it changes or finishes, or after wait seconds."""
+    job = _get(services, job_id)
+    if wait > 0 and not job.finished:
+        _unavailable_as_503(lambda: services.store.wait(job_id, version=job.version, timeout=wait))
+        job = _get(services, job_id)
+    return job
+
+
+def cancel_job(services: Services, job_id: str) -> Job:
+    """Cancel a job's images that have not started; return the job."""
+    job = _unavailable_as_503(lambda: services.store.cancel(job_id))
+    if job is None:
+        raise JobNotFound(f"no job has the id {job_id!r} (jobs expire after a while)")
+    return job
+
+
+def recent_jobs(services: Services, *, limit: int, offset: int) -> list[Job]:
+    """Return recent jobs, newest first."""
+    return _unavailable_as_503(lambda: services.store.list_jobs(limit=limit, offset=offset))
+
+
+def _get(services: Services, job_id: str) -> Job:
+    """Read a job, failing the images whose worker went silent too long ago."""
+    job = _unavailable_as_503(lambda: services.store.get(job_id))
+    if job is None:
+        raise JobNotFound(f"no job has the id {job_id!r} (jobs expire after a while)")
+    older_than = time.time() - services.settings.stale_after
+    if job.running and any(
+        i.state == "running" and (i.started or 0) < older_than for i in job.images
+    ):
+        _unavailable_as_503(lambda: services.store.reap_stale(job_id, older_than=older_than))
+        return _get(services, job_id)
+    return job
+
+
+def _unavailable_as_503(call: Callable[[], T]) -> T:
+    """Run a store call, turning StoreUnavailable into a 503."""
+    try:
+        return call()
+    except StoreUnavailable as exc:
+        raise ServiceUnavailable(f"the job store does not answer: {exc}") from None

@@ -1,0 +1,52 @@
+"""What the views use: settings, the job store, the queue. One set per app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from celery import Celery
+from flask import current_app
+
+from worker.celery_app import make_celery
+from worker.dispatch import enqueue_images
+from worker.queue import queue_depth
+from worker.settings import Settings
+from worker.store import JobStore, open_store
+
+Enqueue = Callable[[str, list[int]], None]
+
+
+@dataclass
+class Services:
+    """The API's collaborators, made once in create_app and replaceable in tests."""
+
+    settings: Settings
+    store: JobStore
+    enqueue: Enqueue
+    queue_depth: Callable[[], int]
+    broker_ping: Callable[[], None]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        """Open the store and the broker these settings name."""
+        celery = make_celery(settings)
+        return cls(
+            settings=settings,
+            store=open_store(settings),
+            enqueue=lambda job_id, indices: enqueue_images(celery, job_id, indices),
+            queue_depth=lambda: queue_depth(celery),
+            broker_ping=lambda: _broker_ping(celery),
+        )
+
+
+def _broker_ping(celery: Celery) -> None:
+    """Raise unless the broker accepts a connection within a second or two."""
+    with celery.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+
+
+def services() -> Services:
+    """Return the current app's services."""
+    found: Services = current_app.extensions["imgserve"]
+    return found

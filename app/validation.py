@@ -1,0 +1,193 @@
+"""Validate a job before anything is enqueued, naming every problem with a pointer.
+
+Structure is checked by the pydantic models, operations and encoder settings by
+the pipeline's declarations, and each image against the storage root and its own
+header (its size, so that a chain that would exceed the pixel limits is refused
+now rather than failing later). Nothing is written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+import pipeline
+from app.models import JobRequest
+from pipeline import Problem
+from worker.paths import UnsafePath, resolve_in_root
+from worker.settings import Settings
+
+
+@dataclass(frozen=True)
+class PlannedImage:
+    """An image of a valid job, with the outputs it will write (as the request wrote them)."""
+
+    input: str
+    output: str
+    outputs: list[str]
+
+
+@dataclass(frozen=True)
+class ValidJob:
+    """A job that passed validation: its normalized chain, encoder settings and images."""
+
+    chain: pipeline.Chain
+    encode: pipeline.EncodeOptions
+    images: list[PlannedImage]
+
+
+class JobProblems(Exception):
+    """Raised when a job is not valid; problems lists every one."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+
+
+def pointer(*parts: object) -> str:
+    """Return the JSON Pointer (RFC 6901) of a location."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def validate_job(payload: object, settings: Settings) -> ValidJob:
+    """Return the valid job, or raise JobProblems naming every problem."""
+    if not isinstance(payload, dict):
+        raise JobProblems(
+            [Problem("", "the body must be a JSON object with images and operations")]
+        )
+    problems: list[Problem] = []
+    request: JobRequest | None = None
+    try:
+        request = JobRequest.model_validate(payload)
+    except ValidationError as exc:
+        problems += [_from_pydantic(error) for error in exc.errors()]
+    chain = _collect(problems, pipeline.parse_operations, payload.get("operations"), settings)
+    encode = _collect(problems, pipeline.parse_encode_options, payload.get("encode"), None)
+    images: list[PlannedImage] = []
+    if request is not None and chain is not None:
+        if len(request.images) > settings.max_images:
+            problems.append(
+                Problem(
+                    "/images",
+                    f"a job may have at most {settings.max_images} images; "
+                    f"this one has {len(request.images)}",
+                )
+            )
+        else:
+            images = _plan_images(request, chain, settings, problems)
+    if problems or chain is None or encode is None:
+        raise JobProblems(problems)
+    return ValidJob(chain=chain, encode=encode, images=images)
+
+
+def _collect(problems: list[Problem], parse: Any, value: object, settings: Settings | None) -> Any:
+    """Run a pipeline parser, adding its problems to the list instead of raising."""
+    if value is None and settings is not None:
+        return None  # a missing "operations" is reported by the model
+    try:
+        return parse(value, limits=settings.limits) if settings else parse(value)
+    except pipeline.InvalidOperation as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _from_pydantic(error: Any) -> Problem:
+    """Turn one pydantic error into a problem with a pointer."""
+    location = error["loc"]
+    if error["type"] == "extra_forbidden":
+        return Problem(pointer(*location), f"unknown field {location[-1]!r}")
+    if error["type"] == "missing":
+        return Problem(pointer(*location), f"{location[-1]!r} is required")
+    return Problem(pointer(*location), error["msg"])
+
+
+def _plan_images(
+    request: JobRequest, chain: pipeline.Chain, settings: Settings, problems: list[Problem]
+) -> list[PlannedImage]:
+    """Check every image's paths and sizes; return the planned images."""
+    planned: list[PlannedImage] = []
+    writers: dict[Path, str] = {}
+    inputs: dict[Path, str] = {}
+    resolved_outputs: list[list[Path]] = []
+    for n, image in enumerate(request.images):
+        source = _input_path(image.input, n, settings, problems)
+        outputs = pipeline.output_paths(image.output, chain.output_count)
+        targets = _output_paths(image.output, outputs, n, settings, problems)
+        if source is not None:
+            inputs.setdefault(source, pointer("images", n, "input"))
+            _check_size(source, image.input, n, chain, settings, problems)
+        resolved_outputs.append(targets)
+        planned.append(PlannedImage(image.input, image.output, outputs))
+    for n, targets in enumerate(resolved_outputs):
+        here = pointer("images", n, "output")
+        for target in targets:
+            if target in inputs:
+                problems.append(
+                    Problem(here, f"output would overwrite the input at {inputs[target]}")
+                )
+            elif writers.setdefault(target, here) != here:
+                problems.append(
+                    Problem(here, f"output {target.name!r} is also written by {writers[target]}")
+                )
+    return planned
+
+
+def _input_path(path: str, n: int, settings: Settings, problems: list[Problem]) -> Path | None:
+    """Resolve an input inside the root; the same words for missing and outside."""
+    where = pointer("images", n, "input")
+    try:
+        source = resolve_in_root(settings.root, path)
+    except UnsafePath as exc:
+        if str(exc) != "is outside the storage root":
+            problems.append(Problem(where, f"input {path!r} {exc}"))
+            return None
+        source = None
+    if source is None or not source.is_file():
+        problems.append(Problem(where, f"input {path!r} is not a file in the storage root"))
+        return None
+    return source
+
+
+def _output_paths(
+    output: str, outputs: list[str], n: int, settings: Settings, problems: list[Problem]
+) -> list[Path]:
+    """Resolve an image's outputs inside the root and check their format."""
+    where = pointer("images", n, "output")
+    try:
+        pipeline.output_format(output)
+        targets = [resolve_in_root(settings.root, path) for path in outputs]
+    except pipeline.UnsupportedFormat as exc:
+        problems.append(Problem(where, exc.detail))
+        return []
+    except UnsafePath as exc:
+        problems.append(Problem(where, f"output {output!r} {exc}"))
+        return []
+    for target in targets:
+        if target.is_dir():
+            problems.append(Problem(where, f"output {target.name!r} is an existing folder"))
+            return []
+    return targets
+
+
+def _check_size(
+    source: Path,
+    path: str,
+    n: int,
+    chain: pipeline.Chain,
+    settings: Settings,
+    problems: list[Problem],
+) -> None:
+    """Read an input's header and check that the chain stays within the limits."""
+    try:
+        width, height = pipeline.probe_size(source, limits=settings.limits)
+        pipeline.plan_sizes(chain, width, height, limits=settings.limits)
+    except pipeline.InvalidOperation as exc:
+        problems += [
+            Problem(p.pointer, f"{p.detail} (for input {path!r}, {width}x{height})")
+            for p in exc.problems
+        ]
+    except pipeline.PipelineError as exc:
+        problems.append(Problem(pointer("images", n, "input"), f"input {path!r}: {exc.detail}"))

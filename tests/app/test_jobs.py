@@ -1,0 +1,167 @@
+"""The job resource: submit, read, long-poll, cancel, list."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from app.services import Services
+from tests.support import RecordingQueue
+
+PHOTO = "photos/cyclo1.jpg"
+
+
+def submit(client: FlaskClient, **job: object) -> dict:  # type: ignore[type-arg]
+    """Submit a job and return the response's JSON, asserting 202."""
+    response = client.post("/jobs", json=job)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def test_submit_answers_202_with_location_and_the_queued_job(
+    client: FlaskClient, queue: RecordingQueue
+) -> None:
+    response = client.post(
+        "/jobs",
+        json={
+            "images": [{"input": PHOTO, "output": "out/a.jpg"}],
+            "operations": ["splitQuadrants=True", "resize=2"],
+        },
+    )
+    assert response.status_code == 202
+    job = response.get_json()
+    assert response.headers["Location"] == f"/jobs/{job['id']}"
+    assert job["state"] == "queued"
+    assert job["progress"] == {"total": 1, "done": 0, "failed": 0, "cancelled": 0, "percent": 0.0}
+    assert job["images"] == [
+        {"input": PHOTO, "output": "out/a.jpg", "state": "queued", "outputs": [], "error": None}
+    ]
+    assert [step["op"] for step in job["operations"]] == ["split", "resize"]
+    assert job["created_at"].endswith("Z") and job["started_at"] is None
+    assert queue.sent == [(job["id"], [0])]
+
+
+def test_submit_enqueues_only_the_first_window_of_images(
+    client: FlaskClient, queue: RecordingQueue
+) -> None:
+    images = [{"input": PHOTO, "output": f"out/{n}.png"} for n in range(5)]
+    job = submit(client, images=images, operations=["resize=0.5"])
+    assert queue.sent == [(job["id"], [0, 1])]
+
+
+def test_get_answers_the_stored_job(client: FlaskClient) -> None:
+    job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
+    again = client.get(f"/jobs/{job['id']}")
+    assert again.status_code == 200
+    assert again.get_json() == job
+
+
+def test_an_unknown_job_is_a_404_problem(client: FlaskClient) -> None:
+    response = client.get("/jobs/does-not-exist")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json() == {
+        "type": "urn:imgserve:problem:job-not-found",
+        "title": "Job not found",
+        "status": 404,
+        "detail": "no job has the id 'does-not-exist' (jobs expire after a while)",
+        "instance": "/jobs/does-not-exist",
+    }
+
+
+def test_long_poll_answers_as_soon_as_the_job_changes(
+    client: FlaskClient, services: Services
+) -> None:
+    job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
+    threading.Timer(0.3, lambda: services.store.start_image(job["id"], 0, max_attempts=3)).start()
+    started = time.monotonic()
+    response = client.get(f"/jobs/{job['id']}?wait=10")
+    waited = time.monotonic() - started
+    assert response.get_json()["state"] == "running"
+    assert 0.25 < waited < 5
+
+
+def test_long_poll_of_a_finished_job_answers_at_once(
+    client: FlaskClient, services: Services
+) -> None:
+    job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
+    services.store.start_image(job["id"], 0, max_attempts=3)
+    services.store.finish_image(job["id"], 0, error=None, timings=[])
+    started = time.monotonic()
+    response = client.get(f"/jobs/{job['id']}?wait=30")
+    assert time.monotonic() - started < 1
+    body = response.get_json()
+    assert body["state"] == "succeeded"
+    assert body["images"][0]["outputs"] == ["o.jpg"]
+    assert body["progress"]["percent"] == 100.0
+
+
+def test_wait_must_be_a_number_up_to_30(client: FlaskClient) -> None:
+    job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
+    for raw in ("31", "-1", "soon", "nan", "inf"):
+        response = client.get(f"/jobs/{job['id']}?wait={raw}")
+        assert response.status_code == 422, raw
+        assert response.get_json()["errors"] == [
+            {"parameter": "wait", "detail": f"wait must be a number from 0 to 30, not {raw!r}"}
+        ]
+
+
+def test_cancel_stops_queued_images_and_is_idempotent(client: FlaskClient) -> None:
+    images = [{"input": PHOTO, "output": f"out/{n}.png"} for n in range(3)]
+    job = submit(client, images=images, operations=["resize=0.5"])
+    first = client.delete(f"/jobs/{job['id']}")
+    second = client.delete(f"/jobs/{job['id']}")
+    assert first.status_code == second.status_code == 200
+    assert first.get_json()["state"] == second.get_json()["state"] == "cancelled"
+    assert [i["state"] for i in second.get_json()["images"]] == ["cancelled"] * 3
+    assert second.get_json()["progress"]["cancelled"] == 3
+
+
+def test_cancel_of_an_unknown_job_is_a_404(client: FlaskClient) -> None:
+    assert client.delete("/jobs/nope").status_code == 404
+
+
+def test_list_is_newest_first_and_paginated(client: FlaskClient) -> None:
+    ids = [
+        submit(client, images=[{"input": PHOTO, "output": f"{n}.jpg"}], operations=["blur=3"])["id"]
+        for n in range(3)
+    ]
+    page = client.get("/jobs?limit=2").get_json()
+    assert [j["id"] for j in page["jobs"]] == ids[::-1][:2]
+    assert page["jobs"][0]["href"] == f"/jobs/{ids[2]}"
+    assert page["next"] == "/jobs?limit=2&offset=2"
+    rest = client.get(page["next"]).get_json()
+    assert [j["id"] for j in rest["jobs"]] == [ids[0]]
+    assert rest["next"] is None
+
+
+def test_list_limits_are_checked(client: FlaskClient) -> None:
+    response = client.get("/jobs?limit=0")
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == [
+        {"parameter": "limit", "detail": "limit must be a whole number from 1 to 100, not '0'"}
+    ]
+
+
+def test_an_image_running_past_the_stale_limit_is_failed_on_read(
+    client: FlaskClient, services: Services
+) -> None:
+    job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
+    services.store.start_image(job["id"], 0, max_attempts=3)
+    services.settings = type(services.settings)(**{**services.settings.__dict__, "stale_after": 1})
+    time.sleep(1.1)
+    body = client.get(f"/jobs/{job['id']}").get_json()
+    assert body["state"] == "failed"
+    assert body["images"][0]["error"] == (
+        "no worker finished this image within 1 s of starting it "
+        "(the worker was lost, or the hard time limit killed it)"
+    )
+
+
+def test_nothing_is_written_for_a_submitted_job(client: FlaskClient, root: Path) -> None:
+    before = sorted(root.rglob("*"))
+    submit(client, images=[{"input": PHOTO, "output": "new/dir/o.jpg"}], operations=["blur=3"])
+    assert sorted(root.rglob("*")) == before

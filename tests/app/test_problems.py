@@ -1,0 +1,308 @@
+"""Every bad request gets a problem+json that names what is wrong, and nothing is enqueued."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from app.services import Services
+from tests.support import RecordingQueue
+
+PHOTO = "photos/cyclo1.jpg"
+
+
+def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """Return a problem document, checking its media type and members."""
+    assert response.mimetype == "application/problem+json", response.data
+    body = response.get_json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == response.status_code
+    return body  # type: ignore[no-any-return]
+
+
+def errors(client: FlaskClient, job: object) -> list[dict[str, str]]:
+    """Submit a job that must be refused with 422 and leave no job behind; return its errors."""
+    store = client.application.extensions["imgserve"].store
+    before = store.list_jobs(limit=100, offset=0)
+    response = client.post("/jobs", json=job)
+    assert response.status_code == 422, response.get_json()
+    assert store.list_jobs(limit=100, offset=0) == before
+    body = problem(response)
+    assert body["type"] == "urn:imgserve:problem:invalid-job"
+    return body["errors"]  # type: ignore[no-any-return]
+
+
+def test_a_refused_job_writes_nothing(client: FlaskClient, root: Path) -> None:
+    before = sorted(root.rglob("*"))
+    errors(client, {"images": [{"input": PHOTO, "output": "new/o.jpg"}], "operations": ["blur=2"]})
+    assert sorted(root.rglob("*")) == before
+
+
+def test_every_bad_operation_is_named_with_its_pointer(client: FlaskClient) -> None:
+    found = errors(
+        client,
+        {
+            "images": [{"input": PHOTO, "output": "o.jpg"}],
+            "operations": ["resize=2", "resize=-0.5", "blur=25", "sharpenize=3"],
+        },
+    )
+    assert [e["pointer"] for e in found] == ["/operations/1", "/operations/3"]
+    assert found[0]["detail"] == "resize factor -0.5 is not in the range 0.05 <= factor <= 100"
+
+
+def test_structure_problems_and_operation_problems_come_together(client: FlaskClient) -> None:
+    found = errors(
+        client,
+        {"images": [{"input": PHOTO}], "operations": ["blur=24"], "colour": "red"},
+    )
+    assert {e["pointer"] for e in found} == {"/images/0/output", "/operations/0", "/colour"}
+    by_pointer = {e["pointer"]: e["detail"] for e in found}
+    assert by_pointer["/images/0/output"] == "'output' is required"
+    assert by_pointer["/colour"] == "unknown field 'colour'"
+
+
+@pytest.mark.parametrize(
+    ("job", "pointer", "detail"),
+    [
+        ([], "", "the body must be a JSON object with images and operations"),
+        ({"operations": ["resize=2"]}, "/images", "'images' is required"),
+        ({"images": [], "operations": []}, "/images", "List should have at least 1 item after validation, not 0"),
+        ({"images": "a.jpg", "operations": []}, "/images", "Input should be a valid list"),
+        ({"images": [{"input": 3, "output": "o.jpg"}], "operations": []}, "/images/0/input", "Input should be a valid string"),
+        ({"images": [{"input": PHOTO, "output": "o.jpg", "x": 1}], "operations": []}, "/images/0/x", "unknown field 'x'"),
+    ],
+)  # fmt: skip
+def test_structure_problems_have_pointers(
+    client: FlaskClient, job: object, pointer: str, detail: str
+) -> None:
+    assert {"pointer": pointer, "detail": detail} in errors(client, job)
+
+
+def test_a_missing_input_and_one_outside_the_root_read_the_same(
+    client: FlaskClient, root: Path
+) -> None:
+    outside = root.parent / "secret.jpg"
+    outside.write_bytes((root / PHOTO).read_bytes())
+    found = errors(
+        client,
+        {
+            "images": [
+                {"input": "photos/missing.jpg", "output": "a.jpg"},
+                {"input": "../secret.jpg", "output": "b.jpg"},
+                {"input": str(outside), "output": "c.jpg"},
+                {"input": "photos", "output": "d.jpg"},
+            ],
+            "operations": ["resize=0.5"],
+        },
+    )
+    assert found == [
+        {"pointer": "/images/0/input", "detail": "input 'photos/missing.jpg' is not a file in the storage root"},
+        {"pointer": "/images/1/input", "detail": "input '../secret.jpg' is not a file in the storage root"},
+        {"pointer": "/images/2/input", "detail": f"input {str(outside)!r} is not a file in the storage root"},
+        {"pointer": "/images/3/input", "detail": "input 'photos' is not a file in the storage root"},
+    ]  # fmt: skip
+
+
+def test_absolute_paths_inside_the_root_are_accepted(client: FlaskClient, root: Path) -> None:
+    response = client.post(
+        "/jobs",
+        json={
+            "images": [{"input": str(root / PHOTO), "output": str(root / "out.jpg")}],
+            "operations": ["resize=0.5"],
+        },
+    )
+    assert response.status_code == 202
+
+
+def test_outputs_must_have_a_known_format_and_stay_inside(client: FlaskClient) -> None:
+    found = errors(
+        client,
+        {
+            "images": [
+                {"input": PHOTO, "output": "a.gif"},
+                {"input": PHOTO, "output": "../escape.jpg"},
+                {"input": PHOTO, "output": "photos"},
+            ],
+            "operations": ["resize=0.5"],
+        },
+    )
+    assert [e["pointer"] for e in found] == [
+        "/images/0/output",
+        "/images/1/output",
+        "/images/2/output",
+    ]
+    assert found[1]["detail"] == "output '../escape.jpg' is outside the storage root"
+    assert "'.gif' is not a supported output format" in found[0]["detail"]
+
+
+def test_outputs_that_collide_or_overwrite_an_input_are_refused(client: FlaskClient) -> None:
+    found = errors(
+        client,
+        {
+            "images": [
+                {"input": PHOTO, "output": "photos/cyclo1.jpg"},
+                {"input": "photos/cyclo2.jpg", "output": "out/x.jpg"},
+                {"input": "photos/cyclo3.jpg", "output": "./out/x.jpg"},
+                {"input": "photos/cyclo4.jpg", "output": "photos/cyclo2.jpg"},
+            ],
+            "operations": [],
+        },
+    )
+    assert found == [
+        {
+            "pointer": "/images/0/output",
+            "detail": "output would overwrite the input at /images/0/input",
+        },
+        {
+            "pointer": "/images/2/output",
+            "detail": "output 'x.jpg' is also written by /images/1/output",
+        },
+        {
+            "pointer": "/images/3/output",
+            "detail": "output would overwrite the input at /images/1/input",
+        },
+    ]
+
+
+def test_split_outputs_that_collide_are_refused(client: FlaskClient) -> None:
+    found = errors(
+        client,
+        {
+            "images": [
+                {"input": "photos/cyclo2.jpg", "output": "out/x.jpg"},
+                {"input": "photos/cyclo3.jpg", "output": "out/x.jpg"},
+            ],
+            "operations": ["splitQuadrants=True"],
+        },
+    )
+    assert found == [
+        {
+            "pointer": "/images/1/output",
+            "detail": f"output 'x_{n}.jpg' is also written by /images/0/output",
+        }
+        for n in range(1, 5)
+    ]
+
+
+def test_a_chain_that_would_exceed_the_pixel_limit_is_refused_at_submission(
+    client: FlaskClient,
+) -> None:
+    found = errors(
+        client, {"images": [{"input": PHOTO, "output": "big.jpg"}], "operations": ["resize=100"]}
+    )
+    assert [e["pointer"] for e in found] == ["/operations/0"]
+    assert found[0]["detail"].endswith("(for input 'photos/cyclo1.jpg', 1024x754)")
+
+
+def test_an_input_that_is_not_an_image_is_refused(client: FlaskClient, root: Path) -> None:
+    (root / "notes.jpg").write_text("not a photo")
+    found = errors(
+        client, {"images": [{"input": "notes.jpg", "output": "o.jpg"}], "operations": ["blur=3"]}
+    )
+    assert [e["pointer"] for e in found] == ["/images/0/input"]
+    assert found[0]["detail"].startswith("input 'notes.jpg': ")
+
+
+def test_too_many_images_are_refused(client: FlaskClient) -> None:
+    images = [{"input": PHOTO, "output": f"{n}.jpg"} for n in range(11)]
+    assert errors(client, {"images": images, "operations": []}) == [
+        {"pointer": "/images", "detail": "a job may have at most 10 images; this one has 11"}
+    ]
+
+
+def test_control_characters_in_paths_are_refused(client: FlaskClient) -> None:
+    found = errors(
+        client, {"images": [{"input": "photos/a\u0000.jpg", "output": "o\n.jpg"}], "operations": []}
+    )
+    assert found == [
+        {"pointer": "/images/0/input", "detail": "input 'photos/a\\x00.jpg' contains a control character"},
+        {"pointer": "/images/0/output", "detail": "output 'o\\n.jpg' contains a control character"},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"images": [', "the body is not valid JSON: Expecting value: line 1 column 13 (char 12)"),
+        (b'{"images": NaN}', "the body is not valid JSON: NaN is not a JSON value"),
+        (b'{"a": 1e999}', "the body is not valid JSON: the number 1e999 is too large"),
+        (b"[" * 100_000 + b"]" * 100_000, "the body is not valid JSON: it is nested too deeply"),
+        (b'{"a": "\xff"}', "the body is not valid JSON: 'utf-8' codec can't decode byte 0xff in position 7: invalid start byte"),
+    ],
+)  # fmt: skip
+def test_malformed_json_is_a_400(client: FlaskClient, body: bytes, detail: str) -> None:
+    response = client.post("/jobs", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert problem(response)["detail"] == detail
+
+
+def test_a_body_that_is_not_json_is_a_415(client: FlaskClient) -> None:
+    response = client.post("/jobs", data="images=a.jpg", content_type="text/plain")
+    assert response.status_code == 415
+    assert problem(response)["detail"] == "send the job as application/json, not text/plain"
+
+
+def test_a_body_over_the_limit_is_a_413(client: FlaskClient) -> None:
+    response = client.post("/jobs", data=b" " * (1024 * 1024 + 1), content_type="application/json")
+    assert response.status_code == 413
+    assert problem(response)["title"] == "Request Entity Too Large"
+
+
+def test_an_unknown_method_is_a_405_with_allow(client: FlaskClient) -> None:
+    response = client.put("/jobs")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+    assert problem(response)["title"] == "Method Not Allowed"
+
+
+def test_an_unknown_route_is_a_404_problem(client: FlaskClient) -> None:
+    assert problem(client.get("/nothing-here"))["status"] == 404
+
+
+def test_a_store_that_does_not_answer_is_a_503_not_a_500(
+    client: FlaskClient, services: Services
+) -> None:
+    from worker.store.redis_store import RedisJobStore
+
+    services.store = RedisJobStore.from_url("redis://127.0.0.1:1/0", ttl=60)
+    response = client.post(
+        "/jobs", json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": []}
+    )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert problem(response)["detail"].startswith(
+        "the job store does not answer, nothing was stored"
+    )
+
+
+def test_a_queue_that_does_not_answer_withdraws_the_job(
+    client: FlaskClient, queue: RecordingQueue, services: Services
+) -> None:
+    queue.fail = True
+    response = client.post(
+        "/jobs", json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": []}
+    )
+    assert response.status_code == 503
+    assert (
+        problem(response)["detail"]
+        == "the queue does not answer, the job was withdrawn: broker down"
+    )
+    [job] = services.store.list_jobs(limit=10, offset=0)
+    assert job.state == "cancelled"
+
+
+def test_a_symlink_leading_out_of_the_root_is_refused(client: FlaskClient, root: Path) -> None:
+    outside = root.parent / "outside"
+    outside.mkdir()
+    (outside / "p.jpg").write_bytes((root / PHOTO).read_bytes())
+    os.symlink(outside, root / "link")
+    found = errors(
+        client, {"images": [{"input": "link/p.jpg", "output": "link/o.jpg"}], "operations": []}
+    )
+    assert found == [
+        {"pointer": "/images/0/input", "detail": "input 'link/p.jpg' is not a file in the storage root"},
+        {"pointer": "/images/0/output", "detail": "output 'link/o.jpg' is outside the storage root"},
+    ]  # fmt: skip
