@@ -58,17 +58,6 @@ def resize(
     return resize_to(image, target_size((cols, rows), factor=factor, width=width, height=height))
 
 
-def _plan(
-    size: Size,
-    /,
-    *,
-    factor: float | None = None,
-    width: int | None = None,
-    height: int | None = None,
-) -> list[Size]:
-    return [target_size(size, factor=factor, width=width, height=height)]
-
-
 def _finish(params: dict[str, object]) -> dict[str, object]:
     if "factor" in params and ("width" in params or "height" in params):
         raise ParamError("resize takes a factor or a width and/or height, not both")
@@ -97,7 +86,7 @@ OPERATION = Operation(
     string_forms=("resize=0.5", "resize=800x600", "resize=800x", "resize=x600"),
     split_text=_split_text,
     finish=_finish,
-    plan=_plan,
+    plan=lambda size, /, **params: [target_size(size, **params)],
     schema_extra={
         "oneOf": [
             {"required": ["factor"]},
