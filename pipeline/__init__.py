@@ -1,9 +1,9 @@
-"""imgserve's image pipeline: declared operations and the operation language.
+"""imgserve's image pipeline: declared operations, the operation language, and image I/O.
 
 Pure image work on numpy and OpenCV; it never imports Flask, Celery or pydantic.
 
     parse_operations(items) -> Chain          the request's operations, validated and normalized
-    plan_sizes(chain, w, h)                   output sizes without pixels, for the API
+    probe_size(path) / plan_sizes(chain, w, h) sizes from headers alone, for the API
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pipeline.errors import (
     Problem,
     UnsupportedFormat,
 )
+from pipeline.inputs import probe_size
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.operation import Image, Operation, Size
 from pipeline.operations import OPERATIONS
@@ -42,4 +43,5 @@ __all__ = [
     "UnsupportedFormat",
     "parse_operations",
     "plan_sizes",
+    "probe_size",
 ]
