@@ -9,6 +9,7 @@ Pure image work on numpy and OpenCV; it never imports Flask, Celery or pydantic.
 from __future__ import annotations
 
 from pipeline.chain import Chain, Step
+from pipeline.encoding import EncodeOptions, encode_options_schema, parse_encode_options
 from pipeline.errors import (
     ImageDecodeError,
     ImageWriteError,
@@ -22,6 +23,7 @@ from pipeline.inputs import probe_size
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.operation import Image, Operation, Size
 from pipeline.operations import OPERATIONS
+from pipeline.outputs import output_format, output_paths
 from pipeline.parsing import parse_operations
 from pipeline.planning import plan_sizes
 
@@ -29,6 +31,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "OPERATIONS",
     "Chain",
+    "EncodeOptions",
     "Image",
     "ImageDecodeError",
     "ImageWriteError",
@@ -41,6 +44,10 @@ __all__ = [
     "Size",
     "Step",
     "UnsupportedFormat",
+    "encode_options_schema",
+    "output_format",
+    "output_paths",
+    "parse_encode_options",
     "parse_operations",
     "plan_sizes",
     "probe_size",

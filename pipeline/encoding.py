@@ -1,0 +1,118 @@
+"""Encoder options and encoding an image to bytes in memory.
+
+Defaults favour speed at good quality: JPEG quality 90; WebP lossy at quality 80 (OpenCV's
+default WebP is lossless: about 7x larger and 7x slower to encode, measured here); PNG zlib
+level 1 with the SUB filter, OpenCV's own fast default (a 12 MP image in about 0.3 s, where
+level 6 takes 1.7 s for files 20% smaller). TIFF uses OpenCV's default (LZW); BMP has no
+options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.errors import ImageWriteError, InvalidOperation, Problem, pointer_to
+from pipeline.headers import FORMAT_NAMES
+from pipeline.operation import Image
+from pipeline.params import IntRange, Param, ParamError, describe, show
+
+Encoded = np.ndarray[Any, np.dtype[np.uint8]]
+
+ENCODE_PARAMS = (
+    Param("jpeg_quality", IntRange(0, 100), "JPEG quality.", default=90),
+    Param("webp_quality", IntRange(1, 100), "WebP quality (always lossy).", default=80),
+    Param("png_compression", IntRange(0, 9), "PNG zlib level: 0 none, 1 fast, 9 small.", default=1),
+)
+_MAX_SIDE = {".jpg": 65500, ".webp": 16383}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Choose the encoders' quality and compression settings."""
+
+    jpeg_quality: int = 90
+    webp_quality: int = 80
+    png_compression: int = 1
+
+    def __post_init__(self) -> None:
+        for param in ENCODE_PARAMS:
+            try:
+                param.type.convert(getattr(self, param.name), param.name)
+            except ParamError as error:
+                raise ValueError(error.message) from None
+
+    def to_json(self) -> dict[str, int]:
+        """Return the options as a JSON object, which parse_encode_options reads back."""
+        return asdict(self)
+
+
+def parse_encode_options(obj: object, *, pointer: str = "/encode") -> EncodeOptions:
+    """Parse a request's encode options (None for defaults), or raise InvalidOperation."""
+    if obj is None:
+        return EncodeOptions()
+    if not isinstance(obj, Mapping):
+        raise InvalidOperation([Problem(pointer, f"encode must be an object, not {describe(obj)}")])
+    values: dict[str, Any] = {}
+    problems = []
+    names = {param.name: param for param in ENCODE_PARAMS}
+    for key, value in obj.items():
+        at = pointer_to(pointer, key)
+        param = names.get(key) if isinstance(key, str) else None
+        if param is None:
+            allowed = ", ".join(names)
+            detail = f"encode has no option {show(key)}; its options are {allowed}"
+            problems.append(Problem(at, detail))
+            continue
+        try:
+            values[param.name] = param.type.convert(value, param.name)
+        except ParamError as error:
+            problems.append(Problem(at, f"encode {error.message}"))
+    if problems:
+        raise InvalidOperation(problems)
+    return EncodeOptions(**values)
+
+
+def encode_options_schema() -> dict[str, object]:
+    """Return the JSON Schema of the encode options object."""
+    return {
+        "title": "EncodeOptions",
+        "description": "Encoder settings; each output's format comes from its extension.",
+        "type": "object",
+        "properties": {param.name: param.schema() for param in ENCODE_PARAMS},
+        "additionalProperties": False,
+    }
+
+
+def _flags(image_format: str, options: EncodeOptions) -> list[int]:
+    if image_format == ".jpg":
+        return [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
+    if image_format == ".webp":
+        return [cv2.IMWRITE_WEBP_QUALITY, options.webp_quality]
+    if image_format == ".png":
+        level, sub = options.png_compression, cv2.IMWRITE_PNG_FILTER_SUB
+        return [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_FILTER, sub]
+    return []
+
+
+def encode_image(image: Image, image_format: str, options: EncodeOptions, name: str) -> Encoded:
+    """Encode an image (a view is fine) in a format given by its canonical extension."""
+    rows, cols = image.shape[:2]
+    kind = FORMAT_NAMES[image_format]
+    most = _MAX_SIDE.get(image_format)
+    if most is not None and max(rows, cols) > most:
+        raise ImageWriteError(
+            f"cannot write {name}: a {kind} image may be at most {most} pixels wide and high,"
+            f" and this one is {cols}x{rows}"
+        )
+    try:
+        ok, encoded = cv2.imencode(image_format, image, _flags(image_format, options))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ImageWriteError(f"cannot write {name}: OpenCV could not encode it as {kind}")
+    return encoded
