@@ -4,10 +4,14 @@ Pure image work on numpy and OpenCV; it never imports Flask, Celery or pydantic.
 
     parse_operations(items) -> Chain          the request's operations, validated and normalized
     probe_size(path) / plan_sizes(chain, w, h) sizes from headers alone, for the API
+    process_image(input, output, chain)       decode, run, encode and write atomically
+    configure_opencv(threads=1)               once per worker process
 """
 
 from __future__ import annotations
 
+# First: OpenCV reads its pixel guard from the environment once, when cv2 is imported.
+from pipeline import _env  # noqa: F401
 from pipeline.chain import Chain, Step
 from pipeline.encoding import EncodeOptions, encode_options_schema, parse_encode_options
 from pipeline.errors import (
@@ -21,11 +25,13 @@ from pipeline.errors import (
 )
 from pipeline.inputs import probe_size
 from pipeline.limits import DEFAULT_LIMITS, Limits
+from pipeline.opencv import configure_opencv
 from pipeline.operation import Image, Operation, Size
 from pipeline.operations import OPERATIONS
 from pipeline.outputs import output_format, output_paths
 from pipeline.parsing import parse_operations
 from pipeline.planning import plan_sizes
+from pipeline.processing import process_image
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -44,6 +50,7 @@ __all__ = [
     "Size",
     "Step",
     "UnsupportedFormat",
+    "configure_opencv",
     "encode_options_schema",
     "output_format",
     "output_paths",
@@ -51,4 +58,5 @@ __all__ = [
     "parse_operations",
     "plan_sizes",
     "probe_size",
+    "process_image",
 ]

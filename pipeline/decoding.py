@@ -1,0 +1,111 @@
+"""Read an input's bytes once, check them against the limits, then decode.
+
+Reading checks, before any pixel is allocated: the file's size against max_input_bytes (from
+fstat, before reading), the header's dimensions against max_pixels (a small file that claims
+20000x20000 pixels fails in microseconds), and for a JPEG that an end-of-image marker follows
+the first scan (a cut-short JPEG is refused here with a clear sentence; OpenCV 5 also refuses
+it, OpenCV 4 only warned). Decoding gives 8-bit BGR with three channels: alpha is dropped,
+16-bit samples are scaled to 8 bits, and EXIF orientation is applied.
+
+JPEGs can be decoded at 1/2, 1/4 or 1/8 size (DCT scaling, libjpeg's "shrink-on-load"); see
+``reduction_for``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.errors import ImageDecodeError, LimitExceeded
+from pipeline.headers import FORMAT_NAMES, Header, read_header
+from pipeline.inputs import open_input_file
+from pipeline.limits import Limits, check_input_bytes, check_pixels, megapixels
+from pipeline.operation import Image, Size
+
+_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input's name, bytes and header, checked against the limits but not decoded."""
+
+    name: str
+    data: bytes
+    header: Header
+
+
+def open_input(path: str | os.PathLike[str], limits: Limits) -> Source:
+    """Read an input file once and check its size, header and pixel count."""
+    name, file = open_input_file(path, limits)
+    with file:
+        try:
+            data = file.read(limits.max_input_bytes + 1)
+        except OSError as error:
+            raise ImageDecodeError(f"{name} cannot be read: {error.strerror or error}") from None
+    check_input_bytes(name, len(data), limits)
+    header = read_header(lambda offset, n: data[offset : offset + n], name)
+    check_pixels(name, *header.size, limits)
+    if header.format == ".jpg" and data.rfind(b"\xff\xd9") < header.scan_start:
+        raise ImageDecodeError(f"{name} is truncated: its JPEG data stops before the end marker")
+    return Source(name, data, header)
+
+
+def reduction_for(size: Size, target: Size) -> int:
+    """Return the largest JPEG reduction (8, 4, 2 or 1) that shrinks no more than to target.
+
+    That is the largest scale with size / scale >= target on both sides, so a reduced decode
+    still holds at least the target's detail and an exact resize follows.
+    """
+    for scale in (8, 4, 2):
+        if target[0] * scale <= size[0] and target[1] * scale <= size[1]:
+            return scale
+    return 1
+
+
+def decode_reduced(source: Source, target: Size) -> Image | None:
+    """Decode a JPEG at 1/2, 1/4 or 1/8 size for a resize to target, or return None.
+
+    libjpeg makes ceil(side / scale) pixels of a side; when a side is not a multiple of the
+    scale, the last row or column covers fewer source pixels than the others. It is dropped
+    when it covers less than half, so that the decoded image's geometry is off by at most
+    half a pixel (keeping it, up to a whole one); the image is still at least the target.
+    Against a full decode and INTER_AREA, the output then differs by a mean of at most 0.6
+    levels (of 255) for a 1/2 reduction, and up to about 4.5 for 1/4 and 1/8 on the detailed
+    1 MP seed photos (about 2 at 12 and 24 MP): one-step and two-step box filters keep
+    slightly different detail. Decoding takes 3 to 4 times less time.
+    """
+    size = source.header.size
+    reduction = reduction_for(size, target) if source.header.format == ".jpg" else 1
+    if reduction == 1:
+        return None
+    image = decode(source, reduction)
+    if image.shape[:2] != (-(-size[1] // reduction), -(-size[0] // reduction)):
+        return None  # not what libjpeg makes: let the caller decode in full
+    return image[: round(size[1] / reduction), : round(size[0] / reduction)]
+
+
+def decode(source: Source, reduction: int = 1) -> Image:
+    """Decode a source to 8-bit BGR, at 1/reduction of its size (JPEG only for reduction > 1)."""
+    kind = FORMAT_NAMES[source.header.format]
+    buffer = np.frombuffer(source.data, np.uint8)
+    try:
+        image = cv2.imdecode(buffer, _FLAGS[reduction])
+    except cv2.error as error:
+        if "validateInputImageSize" in str(error):
+            width, height = source.header.size
+            raise LimitExceeded(
+                f"{source.name}: {width}x{height} pixels ({megapixels(width * height)}"
+                " megapixels) is more than the decoder's limit (OPENCV_IO_MAX_IMAGE_PIXELS)"
+            ) from None
+        image = None
+    if image is None:
+        raise ImageDecodeError(f"{source.name} cannot be decoded: its {kind} data is damaged")
+    return image

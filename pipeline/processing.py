@@ -1,0 +1,111 @@
+"""Run a chain on one image file and write its outputs.
+
+The chain runs depth first: each image a split makes goes through the rest of the chain and
+is encoded before the next quadrant starts, so at most one branch's images are in memory at
+a time, beside the compact encoded outputs. Quadrants are views, so a split copies nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pipeline.chain import Chain
+from pipeline.decoding import Source, decode, decode_reduced, open_input
+from pipeline.encoding import Encoded, EncodeOptions, encode_image
+from pipeline.errors import InvalidOperation
+from pipeline.limits import DEFAULT_LIMITS, Limits
+from pipeline.operation import Image
+from pipeline.operations import resize
+from pipeline.outputs import output_format, output_paths
+from pipeline.parsing import chain_problem
+from pipeline.planning import plan_sizes
+from pipeline.writing import refuse_overwriting_input, write_outputs
+
+
+def process_image(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    chain: Chain,
+    *,
+    encode: EncodeOptions = EncodeOptions(),  # noqa: B008 (frozen, so sharing it is safe)
+    limits: Limits = DEFAULT_LIMITS,
+    on_step: Callable[[str, float], None] | None = None,
+) -> list[Path]:
+    """Run a chain on one image and write its outputs atomically; return their paths.
+
+    Outputs are named as output_paths names them, in output order. on_step(name, seconds)
+    is called once for "decode" (reading, checking and decoding), once per step (its total
+    over all the images it got) and once for "encode" (encoding and writing every output).
+    """
+    output = os.fspath(output_path)
+    image_format = output_format(output)
+    problem = chain_problem(chain.steps, limits, "/operations")
+    if problem is not None:
+        raise InvalidOperation([problem])
+    paths = [Path(path) for path in output_paths(output, chain.output_count)]
+    refuse_overwriting_input(input_path, paths)
+    seconds = [0.0] * len(chain)
+
+    started = time.perf_counter()
+    source = open_input(input_path, limits)
+    plan_sizes(chain, *source.header.size, limits=limits)
+    image, first = _decode_for(source, chain, limits, seconds)
+    decoding = time.perf_counter() - started - sum(seconds)
+
+    encoding = 0.0
+    encoded: list[Encoded] = []
+    for path, leaf in zip(paths, _outputs(image, chain, first, seconds), strict=True):
+        started = time.perf_counter()
+        encoded.append(encode_image(leaf, image_format, encode, path.name))
+        encoding += time.perf_counter() - started
+    started = time.perf_counter()
+    write_outputs(list(zip(paths, encoded, strict=True)))
+    encoding += time.perf_counter() - started
+
+    if on_step is not None:
+        on_step("decode", decoding)
+        for step, spent in zip(chain, seconds, strict=True):
+            on_step(step.op, spent)
+        on_step("encode", encoding)
+    return paths
+
+
+def _decode_for(
+    source: Source, chain: Chain, limits: Limits, seconds: list[float]
+) -> tuple[Image, int]:
+    """Decode, shrinking on load when the chain starts by shrinking a JPEG by 2 or more.
+
+    Returns the image and the index of the first step still to run. The first resize's
+    target comes from the full size, so both paths give outputs of identical sizes.
+    """
+    size = source.header.size
+    if chain.steps and chain.steps[0].op == "resize":
+        target = chain.steps[0].operation.sizes(*size, chain.steps[0].params)[0]
+        reduced = decode_reduced(source, target)
+        if reduced is not None:
+            started = time.perf_counter()
+            image = resize.resize_to(reduced, target)
+            seconds[0] += time.perf_counter() - started
+            return image, 1
+    image = decode(source)
+    rows, cols = image.shape[:2]
+    if (cols, rows) != size:
+        # The header disagreed with the decoder: plan again with the size that was decoded.
+        plan_sizes(chain, cols, rows, limits=limits)
+    return image, 0
+
+
+def _outputs(image: Image, chain: Chain, index: int, seconds: list[float]) -> Iterator[Image]:
+    """Yield the chain's outputs from step index on, depth first, in output order."""
+    if index == len(chain):
+        yield image
+        return
+    step = chain.steps[index]
+    started = time.perf_counter()
+    made = step.operation.apply(image, **step.params)
+    seconds[index] += time.perf_counter() - started
+    for each in made if isinstance(made, list) else [made]:
+        yield from _outputs(each, chain, index + 1, seconds)

@@ -1,0 +1,84 @@
+"""Write outputs atomically, and never over the input.
+
+All of one call's outputs are encoded in memory before this module runs, so an encoding
+failure writes nothing. Each output is then written to a temporary file in its destination
+folder (".{name}.{random}.tmp", created with O_EXCL and mode 0o666 so the umask applies as
+for any new file: mkstemp would make it 0o600) and fsynced; only when all are written is
+each moved into place with os.replace. If anything fails, the temporary files are removed
+and so are the outputs this call already moved into place: no file is left under a final
+name from a failed call. Folders made for the outputs stay.
+
+fsync costs about 0.4 ms per 200 KB output on this machine's ext4; without it a power cut
+shortly after os.replace can leave an empty file under the final name, exactly the failure
+atomic writes exist to prevent, while the job store already says the job is done.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.encoding import Encoded
+from pipeline.errors import ImageWriteError
+
+
+def refuse_overwriting_input(input_path: str | os.PathLike[str], outputs: Sequence[Path]) -> None:
+    """Raise ImageWriteError if any output is the input file (by path, link or inode)."""
+    source = Path(input_path).resolve()
+    for output in outputs:
+        same = output.resolve() == source
+        if not same:
+            try:
+                same = os.path.samefile(output, input_path)
+            except OSError:
+                same = False
+        if same:
+            detail = f"{output.name} is the input image; an output may not overwrite it"
+            raise ImageWriteError(detail)
+
+
+def write_outputs(outputs: Sequence[tuple[Path, Encoded]]) -> None:
+    """Write every output to a temporary file beside it, then move all of them into place."""
+    temporaries: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    current = outputs[0][0] if outputs else Path()
+    try:
+        for current, data in outputs:
+            temporaries.append((_write_temporary(current, data), current))
+        for temporary, current in temporaries:
+            os.replace(temporary, current)
+            placed.append(current)
+    except BaseException as error:
+        for temporary, output in temporaries:
+            _remove(output if output in placed else temporary)
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+            raise ImageWriteError(f"cannot write {current.name}: {reason}") from error
+        raise
+
+
+def _write_temporary(path: Path, data: Encoded) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            descriptor = os.open(temporary, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data.data)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        _remove(temporary)
+        raise
+    return temporary
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
