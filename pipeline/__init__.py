@@ -32,6 +32,7 @@ from pipeline.outputs import output_format, output_paths
 from pipeline.parsing import parse_operations
 from pipeline.planning import plan_sizes
 from pipeline.processing import process_image
+from pipeline.schemas import operation_schemas
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -52,6 +53,7 @@ __all__ = [
     "UnsupportedFormat",
     "configure_opencv",
     "encode_options_schema",
+    "operation_schemas",
     "output_format",
     "output_paths",
     "parse_encode_options",

@@ -1,0 +1,48 @@
+"""JSON Schemas of the operation language, built from the same declarations that validate.
+
+Draft 2020-12 keywords only, as OpenAPI 3.1 and pydantic accept them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.operation import Operation
+from pipeline.operations import OPERATIONS
+from pipeline.parsing import MAX_STRING_LENGTH
+
+
+def operation_schemas() -> list[dict[str, object]]:
+    """Return a schema for each operation's object form, then one for the string form."""
+    return [_object_schema(operation) for operation in OPERATIONS] + [_string_schema()]
+
+
+def _object_schema(operation: Operation) -> dict[str, object]:
+    names = [operation.name, *operation.aliases]
+    op: dict[str, object] = {"type": "string", "const": operation.name}
+    if operation.aliases:
+        op = {"type": "string", "enum": names}
+    properties = {"op": op, **{param.name: param.schema() for param in operation.params}}
+    required = ["op", *(param.name for param in operation.params if param.required)]
+    return {
+        "title": f"{operation.name.capitalize()}Operation",
+        "description": operation.description,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+        **operation.schema_extra,
+    }
+
+
+def _string_schema() -> dict[str, object]:
+    names = "|".join(re.escape(name) for op in OPERATIONS for name in (op.name, *op.aliases))
+    forms = [form for operation in OPERATIONS for form in operation.string_forms]
+    return {
+        "title": "OperationString",
+        "description": "The compact form: an operation's name, then = and its value(s).",
+        "type": "string",
+        "maxLength": MAX_STRING_LENGTH,
+        "pattern": rf"^\s*(?:{names})\s*(?:=.*)?$",
+        "examples": forms,
+    }
