@@ -8,9 +8,11 @@ each moved into place with os.replace. If anything fails, the temporary files ar
 and so are the outputs this call already moved into place: no file is left under a final
 name from a failed call. Folders made for the outputs stay.
 
-fsync costs about 0.4 ms per 200 KB output on this machine's ext4; without it a power cut
-shortly after os.replace can leave an empty file under the final name, exactly the failure
-atomic writes exist to prevent, while the job store already says the job is done.
+Each file is fsynced before it is moved: measured here (ext4), 0.3 to 0.5 ms per output
+(16 outputs of a seed photo: +5 to 7 ms on 17 to 26 ms; one 430 KB output: no difference),
+more when the disk is busy. Without it a power cut soon after os.replace can leave an empty
+file under the final name, the very failure atomic writes exist to prevent, while the job
+store already says the job is done. The folder itself is not fsynced.
 """
 
 from __future__ import annotations
