@@ -15,6 +15,11 @@ from pipeline.limits import DEFAULT_LIMITS, Limits, check_input_bytes, check_pix
 from pipeline.operation import Size
 
 
+def unreadable(name: str, error: OSError) -> ImageDecodeError:
+    """Return the error for a file that cannot be read, without the paths OSError may hold."""
+    return ImageDecodeError(f"{name} cannot be read: {error.strerror or type(error).__name__}")
+
+
 def open_input_file(path: str | os.PathLike[str], limits: Limits) -> tuple[str, BinaryIO]:
     """Open a regular file within the byte limit for reading; return its name and the file.
 
@@ -30,7 +35,7 @@ def open_input_file(path: str | os.PathLike[str], limits: Limits) -> tuple[str, 
         check_input_bytes(name, status.st_size, limits)
         return name, open(path, "rb")
     except OSError as error:
-        raise ImageDecodeError(f"{name} cannot be read: {error.strerror or error}") from None
+        raise unreadable(name, error) from None
 
 
 def probe_size(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> Size:
@@ -50,6 +55,6 @@ def probe_size(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS)
         try:
             header = read_header(read_at, name)
         except OSError as error:
-            raise ImageDecodeError(f"{name} cannot be read: {error.strerror or error}") from None
+            raise unreadable(name, error) from None
     check_pixels(name, *header.size, limits)
     return header.size

@@ -39,6 +39,8 @@ def process_image(
     Outputs are named as output_paths names them, in output order. on_step(name, seconds)
     is called once for "decode" (reading, checking and decoding), once per step (its total
     over all the images it got) and once for "encode" (encoding and writing every output).
+    Raises UnsupportedFormat, InvalidOperation (a step that cannot apply to this image),
+    ImageDecodeError, LimitExceeded or ImageWriteError; then no output of this call exists.
     """
     output = os.fspath(output_path)
     image_format = output_format(output)

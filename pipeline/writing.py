@@ -17,6 +17,7 @@ store already says the job is done. The folder itself is not fsynced.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Sequence
@@ -56,7 +57,7 @@ def write_outputs(outputs: Sequence[tuple[Path, Encoded]]) -> None:
         for temporary, output in temporaries:
             _remove(output if output in placed else temporary)
         if isinstance(error, OSError):
-            reason = error.strerror or str(error)
+            reason = error.strerror or type(error).__name__
             raise ImageWriteError(f"cannot write {current.name}: {reason}") from error
         raise
 
@@ -83,4 +84,5 @@ def _write_temporary(path: Path, data: Encoded) -> Path:
 
 
 def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # cleaning up must not hide the error that caused it
+        path.unlink()

@@ -313,7 +313,7 @@ def test_a_huge_claim_fails_fast_without_decoding(
     started = time.perf_counter()
     with pytest.raises(LimitExceeded, match=r"^huge\.\w+: 20000x20000 pixels \(400 megapixels\)"):
         process_image(path, tmp_path / "x.jpg", parse_operations(["resize=0.1"]))
-    assert time.perf_counter() - started < 0.05
+    assert time.perf_counter() - started < 0.25  # milliseconds, with room for a busy CI machine
 
 
 @pytest.mark.parametrize("kind", ["jpeg", "png", "webp", "tiff"])
