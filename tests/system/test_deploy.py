@@ -397,8 +397,13 @@ def test_flower_shows_the_worker_and_its_tasks_through_its_http_api(
 
     # The worker's events reach Flower (then no task event can be missed) ...
     poll(stack, "the worker's events in Flower", lambda: api("workers?status=1") == {node: True})
-    # ... and it answers Flower's remote-control inspection.
-    workers = api("workers?refresh=1")
+
+    def inspected() -> dict[str, Any]:
+        workers: dict[str, Any] = api("workers?refresh=1")
+        return workers if {"registered", "active_queues"} <= set(workers.get(node, {})) else {}
+
+    # ... and, once its remote control is up, it answers Flower's inspection.
+    workers = poll(stack, "the worker in Flower's inspection", inspected)
     assert list(workers) == [node]
     assert TASK_NAME in workers[node]["registered"]
     assert [queue["name"] for queue in workers[node]["active_queues"]] == ["imgserve"]
