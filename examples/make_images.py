@@ -38,12 +38,12 @@ def scene(width: int, height: int, seed: int, sky: tuple[int, int, int]) -> np.n
 
 
 def main() -> None:
-    """Write four sample photos of different sizes and shapes."""
+    """Write four sample photos, the same sizes as py-image-server's four seed photos."""
     HERE.mkdir(exist_ok=True)
     samples = {
-        "dawn.jpg": (1024, 768, 1, (140, 90, 60)),
+        "dawn.jpg": (1024, 754, 1, (140, 90, 60)),
+        "dusk.jpg": (1024, 1024, 3, (90, 60, 120)),
         "noon.jpg": (1024, 1024, 2, (200, 140, 60)),
-        "dusk.jpg": (800, 600, 3, (90, 60, 120)),
         "night.jpg": (512, 512, 4, (60, 30, 20)),
     }
     for name, (width, height, seed, sky) in samples.items():

@@ -11,8 +11,6 @@ import cv2
 import numpy as np
 import pytest
 
-SEED_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "seed-images"
-
 
 @pytest.fixture
 def image() -> np.ndarray:
@@ -29,12 +27,9 @@ def marked() -> np.ndarray:
 
 
 @pytest.fixture
-def photo() -> Path:
-    """Return the 1024x754 seed photo, skipping when the seed images are not present."""
-    path = SEED_IMAGES / "cyclo1.jpg"
-    if not path.exists():
-        pytest.skip(f"seed images not found in {SEED_IMAGES}")
-    return path
+def photo(seed_images: list[Path]) -> Path:
+    """Return a real 1024x754 photo: the seed's, or the repository's own sample."""
+    return seed_images[0]
 
 
 @pytest.fixture

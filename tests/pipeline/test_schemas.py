@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+import jsonschema_rs
 import pytest
 
 from pipeline import (
@@ -11,8 +12,6 @@ from pipeline import (
     operation_schemas,
     parse_operations,
 )
-
-jsonschema_rs = pytest.importorskip("jsonschema_rs")
 
 GOOD = [
     {"op": "resize", "factor": 2},
