@@ -15,6 +15,7 @@ from typing import Any
 from app import client
 
 DEFAULT_PORT = 8888
+CONCURRENCY_HELP = "worker processes (default: IMGSERVE_CONCURRENCY, else the usable CPUs)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,13 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     api.set_defaults(run=run_api)
 
     worker = commands.add_parser("worker", help="run a Celery worker (prefork)")
-    worker.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
+    worker.add_argument("--concurrency", type=int, default=None, help=CONCURRENCY_HELP)
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(run=run_worker)
 
     up = commands.add_parser("up", help="run the API and a worker together")
     _serving_options(up)
-    up.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
+    up.add_argument("--concurrency", type=int, default=None, help=CONCURRENCY_HELP)
     up.set_defaults(run=run_up)
 
     submit = commands.add_parser("submit", help="submit a job file")
@@ -95,7 +96,8 @@ def run_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker until interrupted."""
     from worker.celery_app import app, settings
 
-    app.worker_main(worker_argv(args.concurrency, args.loglevel, embedded=settings.embedded))
+    concurrency = args.concurrency or settings.concurrency
+    app.worker_main(worker_argv(concurrency, args.loglevel, embedded=settings.embedded))
     return 0
 
 
@@ -104,12 +106,13 @@ def run_up(args: argparse.Namespace) -> int:
     from worker.settings import Settings
 
     settings = Settings.from_env()
-    command = [sys.executable, "-m", "app.cli", "worker", f"--concurrency={args.concurrency}"]
+    concurrency = args.concurrency or settings.concurrency
+    command = [sys.executable, "-m", "app.cli", "worker", f"--concurrency={concurrency}"]
     worker = subprocess.Popen(command)
     where = f"http://localhost:{args.port}"
     mode = "embedded (no server)" if settings.embedded else f"Redis at {settings.redis_url}"
     print(
-        f"imgserve is up on {mode}, {args.concurrency} worker processes\n"
+        f"imgserve is up on {mode}, {concurrency} worker processes\n"
         f"  API:         {where}/jobs\n"
         f"  docs:        {where}/docs\n"
         f"  storage:     {settings.root}\n"

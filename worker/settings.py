@@ -40,7 +40,7 @@ class Settings:
     max_pixels: int = 100_000_000
     max_input_bytes: int = 200 * 1024 * 1024
     stale_after: int = 360
-    url: str = "http://localhost:8888"
+    concurrency: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
     @property
     def limits(self) -> Limits:
@@ -74,13 +74,9 @@ class Settings:
 
     @classmethod
     def _kind(cls, name: str) -> type:
-        """Return the type of the field called name."""
-        default = cls.__dataclass_fields__[name]
-        if name in ("root", "state_dir"):
-            return Path
-        if name in ("redis_url", "url"):
-            return str
-        return type(default.default)
+        """Return the type of the field called name (annotations are strings here)."""
+        annotation = cls.__dataclass_fields__[name].type
+        return {"int": int, "Path": Path}.get(str(annotation), str)
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:

@@ -226,7 +226,7 @@ def stack(local: Local) -> Iterator[Service]:
         (
             "worker",
             "run_worker",
-            {"command": "worker", "concurrency": os.cpu_count() or 1, "loglevel": "INFO"},
+            {"command": "worker", "concurrency": None, "loglevel": "INFO"},
         ),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,8 @@ def test_the_embedded_broker_is_a_folder_under_the_state_dir(tmp_path: Path) -> 
     assert config["broker_url"] == "filesystem://"
     assert config["broker_transport_options"]["data_folder_in"] == str(tmp_path / "state" / "queue")
     assert (tmp_path / "state" / "queue").is_dir()
+
+
+def test_concurrency_defaults_to_the_cpus_this_process_may_use() -> None:
+    assert Settings.from_env({}).concurrency == len(os.sched_getaffinity(0))
+    assert Settings.from_env({"IMGSERVE_CONCURRENCY": "3"}).concurrency == 3
