@@ -67,7 +67,7 @@ def validate_job(payload: object, settings: Settings) -> ValidJob:
     chain = _collect(problems, pipeline.parse_operations, payload.get("operations"), settings)
     encode = _collect(problems, pipeline.parse_encode_options, payload.get("encode"), None)
     images: list[PlannedImage] = []
-    if request is not None and chain is not None:
+    if request is not None:
         if len(request.images) > settings.max_images:
             problems.append(
                 Problem(
@@ -105,20 +105,21 @@ def _from_pydantic(error: Any) -> Problem:
 
 
 def _plan_images(
-    request: JobRequest, chain: pipeline.Chain, settings: Settings, problems: list[Problem]
+    request: JobRequest, chain: pipeline.Chain | None, settings: Settings, problems: list[Problem]
 ) -> list[PlannedImage]:
-    """Check every image's paths and sizes; return the planned images."""
+    """Check every image's paths, and its sizes when the chain is valid; return the plan."""
     planned: list[PlannedImage] = []
     writers: dict[Path, str] = {}
     inputs: dict[Path, str] = {}
     resolved_outputs: list[list[Path]] = []
     for n, image in enumerate(request.images):
         source = _input_path(image.input, n, settings, problems)
-        outputs = pipeline.output_paths(image.output, chain.output_count)
+        outputs = pipeline.output_paths(image.output, chain.output_count if chain else 1)
         targets = _output_paths(image.output, outputs, n, settings, problems)
         if source is not None:
             inputs.setdefault(source, pointer("images", n, "input"))
-            _check_size(source, image.input, n, chain, settings, problems)
+            if chain is not None:
+                _check_size(source, image.input, n, chain, settings, problems)
         resolved_outputs.append(targets)
         planned.append(PlannedImage(image.input, image.output, outputs))
     for n, targets in enumerate(resolved_outputs):

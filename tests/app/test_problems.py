@@ -306,3 +306,22 @@ def test_a_symlink_leading_out_of_the_root_is_refused(client: FlaskClient, root:
         {"pointer": "/images/0/input", "detail": "input 'link/p.jpg' is not a file in the storage root"},
         {"pointer": "/images/0/output", "detail": "output 'link/o.jpg' is outside the storage root"},
     ]  # fmt: skip
+
+
+def test_image_problems_are_named_even_when_the_operations_are_wrong(client: FlaskClient) -> None:
+    assert errors(
+        client, {"images": [{"input": "nope.jpg", "output": "o.gif"}], "operations": ["blur=4"]}
+    ) == [
+        {
+            "pointer": "/operations/0",
+            "detail": "blur kernel 4 must be odd (or 0 to derive it from sigma)",
+        },
+        {
+            "pointer": "/images/0/input",
+            "detail": "input 'nope.jpg' is not a file in the storage root",
+        },
+        {
+            "pointer": "/images/0/output",
+            "detail": "cannot write o.gif: '.gif' is not a supported output format; use one of .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp",
+        },
+    ]
