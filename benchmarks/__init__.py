@@ -1,0 +1,1 @@
+"""Side-by-side measurements of imgserve; run by hand (`make bench`), never as tests."""

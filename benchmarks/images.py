@@ -1,0 +1,65 @@
+"""Make the benchmark's test photos from a seed photo, cached in benchmarks/.data/."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from cv2.typing import MatLike
+
+DATA_DIR = Path(__file__).resolve().parent / ".data"
+DEFAULT_SEED = Path(__file__).resolve().parents[2] / "shared" / "seed-images" / "cyclo1.jpg"
+PHOTO_SIZES: dict[int, tuple[int, int]] = {1: (1155, 866), 12: (4000, 3000), 24: (6000, 4000)}
+JPEG_QUALITY = 90
+# An enlarged seed is far smoother than a camera photo, so its JPEG is small and quick to
+# decode (12 MP: 1.1 MB, ~50 ms). Luminance grain puts back the fine detail a sensor records,
+# bringing 12 MP to 2.2 MB and ~65 ms to decode, ~30 ms to encode: near the issue's ~78/33 ms.
+GRAIN_SIGMA = 3.0
+RECIPE = f"cubic-grain{GRAIN_SIGMA:g}-q{JPEG_QUALITY}"
+
+
+def photo_size(megapixels: int) -> tuple[int, int]:
+    """Return the width and height of the test photo of about this many megapixels."""
+    if megapixels in PHOTO_SIZES:
+        return PHOTO_SIZES[megapixels]
+    width = round(math.sqrt(megapixels * 1e6 * 4 / 3))
+    return width, round(width * 3 / 4)
+
+
+def make_photo(seed: MatLike, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """Crop the seed to the target's aspect ratio, enlarge it bicubically and add grain."""
+    seed_height, seed_width = seed.shape[:2]
+    if seed_width * height > seed_height * width:
+        keep = round(seed_height * width / height)
+        left = (seed_width - keep) // 2
+        seed = seed[:, left : left + keep]
+    else:
+        keep = round(seed_width * height / width)
+        top = (seed_height - keep) // 2
+        seed = seed[top : top + keep]
+    photo = cv2.resize(seed, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    grain = np.random.default_rng(width * height).normal(0.0, GRAIN_SIGMA, (height, width))
+    photo += grain.astype(np.float32)[..., np.newaxis]
+    return np.clip(photo, 0, 255).astype(np.uint8)
+
+
+def ensure_photo(megapixels: int, seed: Path = DEFAULT_SEED) -> Path:
+    """Return the cached test photo of this size, making it on first use."""
+    width, height = photo_size(megapixels)
+    path = DATA_DIR / f"{seed.stem}-{width}x{height}-{RECIPE}.jpg"
+    if path.exists():
+        return path
+    pixels = cv2.imread(str(seed), cv2.IMREAD_COLOR)
+    if pixels is None:
+        raise FileNotFoundError(f"cannot read the seed photo {seed}")
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.jpg")
+    photo = make_photo(pixels, width, height)
+    if not cv2.imwrite(str(partial), photo, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+        raise OSError(f"cannot write {partial}")
+    os.replace(partial, path)
+    return path
