@@ -81,9 +81,7 @@ def _get(services: Services, job_id: str) -> Job:
     if job is None:
         raise JobNotFound(f"no job has the id {job_id!r} (jobs expire after a while)")
     older_than = time.time() - services.settings.stale_after
-    if job.running and any(
-        i.state == "running" and (i.started or 0) < older_than for i in job.images
-    ):
+    if job.is_stale(older_than):
         _unavailable_as_503(lambda: services.store.reap_stale(job_id, older_than=older_than))
         return _get(services, job_id)
     return job

@@ -96,6 +96,7 @@ class Job:
     running: int = 0
     next_index: int = 0
     version: int = 0
+    changed_at: float | None = None
 
     @property
     def total(self) -> int:
@@ -182,7 +183,7 @@ class Job:
         self.running += 1
         if self.state == "queued":
             self.state, self.started_at = "running", now
-        self.version += 1
+        self._bump(now)
         return "run"
 
     def finish_image(self, index: int, *, error: str | None, now: float) -> bool:
@@ -204,19 +205,35 @@ class Job:
                 self.cancelled += 1
         self.state = "cancelled"
         self._settle(now)
-        self.version += 1
+        self._bump(now)
 
-    def reap(self, *, older_than: float, now: float, message: str) -> int:
-        """Fail the images running since before older_than (their worker is gone)."""
-        stale = [
-            image
-            for image in self.images
-            if image.state == "running" and (image.started or 0.0) < older_than
-        ]
-        for image in stale:
-            self.running -= 1
-            self._settle_image(image, "failed", message, now)
-        return len(stale)
+    def is_stale(self, older_than: float) -> bool:
+        """Return whether the job is unfinished but no worker moved it since older_than."""
+        if self.state in FINAL_JOB_STATES:
+            return False
+        stuck = any(i.state == "running" and (i.started or 0.0) < older_than for i in self.images)
+        return stuck or (self.changed_at or self.created_at) < older_than
+
+    def reap(self, *, older_than: float, now: float) -> int:
+        """Fail the images whose worker is gone; return how many.
+
+        An image running since before older_than lost its worker. When the whole job has
+        not moved since then, its queued images fail too: every live job moves regularly,
+        since each job keeps a window of images in the queue and jobs take turns.
+        """
+        idle = (self.changed_at or self.created_at) < older_than
+        seconds = now - older_than
+        reaped = 0
+        for image in self.images:
+            if image.state == "running" and (image.started or 0.0) < older_than:
+                self.running -= 1
+                self._settle_image(image, "failed", stale_message(seconds), now)
+            elif image.state == "queued" and idle:
+                self._settle_image(image, "failed", idle_message(seconds), now)
+            else:
+                continue
+            reaped += 1
+        return reaped
 
     def _settle_image(
         self, image: ImageRecord, state: ImageState, error: str | None, now: float
@@ -230,7 +247,12 @@ class Job:
         else:
             self.cancelled += 1
         self._settle(now)
+        self._bump(now)
+
+    def _bump(self, now: float) -> None:
+        """Count a change: long-polls wake on the version, the reaper reads changed_at."""
         self.version += 1
+        self.changed_at = now
 
     def _settle(self, now: float) -> None:
         """Give the job its final state once nothing is left to run."""
@@ -254,4 +276,12 @@ def stale_message(seconds: float) -> str:
     return (
         f"no worker finished this image within {seconds:.0f} s of starting it "
         "(the worker was lost, or the hard time limit killed it)"
+    )
+
+
+def idle_message(seconds: float) -> str:
+    """Return the error of a queued image of a job that no worker moved for too long."""
+    return (
+        f"no worker started this image: the job made no progress for {seconds:.0f} s "
+        "(are the workers running?)"
     )

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.signals import task_failure, worker_process_init
 
 import pipeline
 from worker.celery_app import TASK_NAME, app, settings
@@ -43,10 +43,15 @@ def handle_image(
             return "skip"
         error, timings = run_image(job, index, settings)
         store.finish_image(job_id, index, error=error, timings=timings)
+    enqueue_next(store, job_id, enqueue)
+    return decision
+
+
+def enqueue_next(store: JobStore, job_id: str, enqueue: Enqueue) -> None:
+    """Keep the job's window full: enqueue its next image, if any, at the back of the queue."""
     following = store.claim_next(job_id)
     if following is not None:
         enqueue(job_id, [following])
-    return decision
 
 
 def run_image(
@@ -71,7 +76,7 @@ def run_image(
     except pipeline.PipelineError as exc:
         return exc.detail, timings
     except SoftTimeLimitExceeded:
-        return f"timed out after {settings.soft_time_limit} s", timings
+        return f"timed out: stopped at the soft time limit of {settings.soft_time_limit} s", timings
     except Exception as exc:
         log.exception("image %d of job %s failed unexpectedly", index, job.id)
         return f"internal error: {type(exc).__name__}", timings
@@ -92,6 +97,24 @@ def _store() -> JobStore:
     return open_store(settings)
 
 
+def _enqueue(job_id: str, indices: list[int]) -> None:
+    """Enqueue images on this worker's broker."""
+    enqueue_images(app, job_id, indices)
+
+
+@task_failure.connect
+def _record_hard_time_limit(
+    sender: Any = None, exception: BaseException | None = None, args: Any = None, **_: object
+) -> None:
+    """Fail an image whose process the hard time limit killed (reported in the main process)."""
+    if getattr(sender, "name", None) != TASK_NAME or not isinstance(exception, TimeLimitExceeded):
+        return
+    job_id, index = args
+    error = f"timed out: stopped at the hard time limit of {settings.hard_time_limit} s"
+    _store().finish_image(job_id, index, error=error, timings=[])
+    enqueue_next(_store(), job_id, _enqueue)
+
+
 @worker_process_init.connect
 def _init_process(**_: object) -> None:
     """Give each worker process one OpenCV thread: workers parallelise across processes."""
@@ -108,13 +131,7 @@ def _init_process(**_: object) -> None:
 def process_image(job_id: str, index: int) -> str:
     """Process image index of job job_id."""
     started = time.perf_counter()
-    decision = handle_image(
-        _store(),
-        settings,
-        job_id,
-        index,
-        lambda job, indices: enqueue_images(app, job, indices),
-    )
+    decision = handle_image(_store(), settings, job_id, index, _enqueue)
     log.info(
         "job %s image %d: %s in %.3f s", job_id, index, decision, time.perf_counter() - started
     )

@@ -273,3 +273,31 @@ def test_redis_errors_other_than_connection_are_not_hidden() -> None:
     client.set("imgserve:job:x", "not a hash")
     with pytest.raises(redis.ResponseError):
         RedisJobStore(client, ttl=60).get("x")
+
+
+def test_reap_fails_the_queued_images_of_a_job_no_worker_moved(store: JobStore) -> None:
+    job = make_job(images=3)
+    store.create(job, window=3)
+    store.start_image(job.id, 0, max_attempts=3)
+    store.finish_image(job.id, 0, error=None, timings=[])
+    store.start_image(job.id, 1, max_attempts=3)
+    assert store.reap_stale(job.id, older_than=time.time() - 60) == 0
+    assert store.reap_stale(job.id, older_than=time.time() + 1) == 2
+    got = store.get(job.id)
+    assert got is not None and got.state == "partially_failed" and got.finished_at is not None
+    assert [i.state for i in got.images] == ["succeeded", "failed", "failed"]
+    assert got.images[2].error is not None and got.images[2].error.startswith(
+        "no worker started this image: the job made no progress for "
+    )
+    assert store.reap_stale(job.id, older_than=time.time() + 1) == 0
+
+
+def test_every_change_records_when_it_happened(store: JobStore) -> None:
+    job = make_job(images=1, created_at=time.time() - 100)
+    store.create(job, window=1)
+    created = store.get(job.id)
+    assert created is not None and created.changed_at == pytest.approx(job.created_at)
+    store.start_image(job.id, 0, max_attempts=3)
+    started = store.get(job.id)
+    assert started is not None and started.changed_at is not None
+    assert started.changed_at > job.created_at + 99

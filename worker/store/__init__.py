@@ -127,7 +127,7 @@ class JobStore(Protocol):
         """Cancel the job's images that have not started; return the job (None if unknown)."""
 
     def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images that have been running since before older_than; return how many."""
+        """Fail the images whose worker is gone (see Job.reap); return how many."""
 
     def wait(self, job_id: str, *, version: int, timeout: float) -> None:
         """Return once the job's version differs from version, or after timeout seconds."""

@@ -26,7 +26,7 @@ from typing import cast
 import redis
 from redis.commands.core import Script
 
-from worker.jobs import JOB_STATES, Job, Start, gave_up_message, stale_message
+from worker.jobs import JOB_STATES, Job, Start, gave_up_message, idle_message, stale_message
 from worker.store import Stats, StoreUnavailable, counter_increments, stats_from_counters
 
 PREFIX = "imgserve:"
@@ -37,8 +37,9 @@ _PRELUDE = """
 local key = KEYS[1]
 local function num(field) return tonumber(redis.call('HGET', key, field) or '0') end
 local function image_state(i) return redis.call('HGET', key, 'i' .. i .. ':s') or 'queued' end
-local function bump()
+local function bump(now)
   local v = redis.call('HINCRBY', key, 'version', 1)
+  redis.call('HSET', key, 'changed_at', now)
   redis.call('PUBLISH', key .. ':changed', v)
 end
 local function settle(now)
@@ -84,17 +85,17 @@ local st = image_state(i)
 if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 'skip' end
 if st == 'running' then redis.call('HINCRBY', key, 'running', -1) end
 if redis.call('HGET', key, 'state') == 'cancelled' then
-  settle_image(i, 'cancelled', false, now); bump(); return 'skip'
+  settle_image(i, 'cancelled', false, now); bump(now); return 'skip'
 end
 if redis.call('HINCRBY', key, 'i' .. i .. ':a', 1) > max_attempts then
-  settle_image(i, 'failed', gave_up, now); bump(); return 'gave_up'
+  settle_image(i, 'failed', gave_up, now); bump(now); return 'gave_up'
 end
 redis.call('HSET', key, 'i' .. i .. ':s', 'running', 'i' .. i .. ':t', now)
 redis.call('HINCRBY', key, 'running', 1)
 if redis.call('HGET', key, 'state') == 'queued' then
   redis.call('HSET', key, 'state', 'running', 'started_at', now)
 end
-bump()
+bump(now)
 return 'run'
 """
 
@@ -107,7 +108,7 @@ if err == '' then
 else
   settle_image(i, 'failed', err, now)
 end
-bump()
+bump(now)
 for _, pair in ipairs(cjson.decode(ARGV[4])) do
   redis.call('HINCRBYFLOAT', KEYS[2], pair[1], pair[2])
 end
@@ -125,21 +126,25 @@ for i = 0, num('total') - 1 do
 end
 redis.call('HINCRBY', key, 'cancelled', n)
 redis.call('HSET', key, 'state', 'cancelled')
-settle(ARGV[1]); bump()
+settle(ARGV[1]); bump(ARGV[1])
 return 1
 """
 
 _REAP = """
-if redis.call('EXISTS', key) == 0 then return 0 end
-local older_than, now, message, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], 0
+if redis.call('EXISTS', key) == 0 or final(redis.call('HGET', key, 'state')) then return 0 end
+local older_than, now, lost, idle_msg, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], 0
+local idle = tonumber(redis.call('HGET', key, 'changed_at') or '0') < older_than
 for i = 0, num('total') - 1 do
+  local st = image_state(i)
   local started = tonumber(redis.call('HGET', key, 'i' .. i .. ':t') or '0')
-  if image_state(i) == 'running' and started < older_than then
+  if st == 'running' and started < older_than then
     redis.call('HINCRBY', key, 'running', -1)
-    settle_image(i, 'failed', message, now); n = n + 1
+    settle_image(i, 'failed', lost, now); n = n + 1
+  elseif st == 'queued' and idle then
+    settle_image(i, 'failed', idle_msg, now); n = n + 1
   end
 end
-if n > 0 then bump() end
+if n > 0 then bump(now) end
 return n
 """
 
@@ -190,6 +195,7 @@ class RedisJobStore:
             "total": job.total,
             "next_index": len(first),
             "version": 0,
+            "changed_at": job.created_at,
             "started_at": "",
             "finished_at": "",
         }
@@ -250,12 +256,11 @@ class RedisJobStore:
         return self.get(job_id)
 
     def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images running since before older_than."""
+        """Fail the images whose worker is gone (see Job.reap)."""
         now = time.time()
+        lost, idle = stale_message(now - older_than), idle_message(now - older_than)
         with self._answering():
-            n = self._reap(
-                keys=[_key(job_id)], args=[older_than, now, stale_message(now - older_than)]
-            )
+            n = self._reap(keys=[_key(job_id)], args=[older_than, now, lost, idle])
         return int(n)
 
     def wait(self, job_id: str, *, version: int, timeout: float) -> None:
@@ -304,6 +309,7 @@ def _job_from_hash(raw: dict[bytes, bytes]) -> Job | None:
     job.state = fields["state"]  # type: ignore[assignment]
     job.started_at = float(fields["started_at"]) if fields.get("started_at") else None
     job.finished_at = float(fields["finished_at"]) if fields.get("finished_at") else None
+    job.changed_at = float(fields["changed_at"]) if fields.get("changed_at") else None
     for name in ("done", "failed", "cancelled", "running", "next_index", "version"):
         setattr(job, name, int(fields.get(name, 0)))
     for n, image in enumerate(job.images):

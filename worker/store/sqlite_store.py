@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from worker.jobs import JOB_STATES, ImageRecord, Job, Start, stale_message
+from worker.jobs import JOB_STATES, ImageRecord, Job, Start
 from worker.store import Stats, StoreUnavailable, counter_increments, stats_from_counters
 
 T = TypeVar("T")
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     cancelled INTEGER NOT NULL DEFAULT 0,
     running INTEGER NOT NULL DEFAULT 0,
     next_index INTEGER NOT NULL DEFAULT 0,
-    version INTEGER NOT NULL DEFAULT 0
+    version INTEGER NOT NULL DEFAULT 0,
+    changed_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC);
 CREATE TABLE IF NOT EXISTS images (
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value REAL NOT NULL) WI
 
 _JOB_COLUMNS = (
     "state", "started_at", "finished_at", "done", "failed", "cancelled", "running", "next_index",
-    "version",
+    "version", "changed_at",
 )  # fmt: skip
 _POLL_SECONDS = 0.05
 
@@ -113,10 +114,10 @@ class SqliteJobStore:
         with self._transaction() as db:
             db.execute("DELETE FROM jobs WHERE expires_at < ?", (time.time(),))
             db.execute(
-                "INSERT INTO jobs (id, spec, created_at, expires_at, state, next_index)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, spec, created_at, expires_at, state, next_index, changed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (job.id, json.dumps(job.spec()), job.created_at, job.created_at + self.ttl,
-                 job.state, job.next_index),
+                 job.state, job.next_index, job.created_at),
             )  # fmt: skip
             db.executemany(
                 "INSERT INTO images (job_id, idx) VALUES (?, ?)",
@@ -164,12 +165,9 @@ class SqliteJobStore:
         return self.get(job_id)
 
     def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images running since before older_than."""
+        """Fail the images whose worker is gone."""
         now = time.time()
-        message = stale_message(now - older_than)
-        return self._change(
-            job_id, lambda job: job.reap(older_than=older_than, now=now, message=message), 0
-        )
+        return self._change(job_id, lambda job: job.reap(older_than=older_than, now=now), 0)
 
     def wait(self, job_id: str, *, version: int, timeout: float) -> None:
         """Return once the job's version changed, or after timeout."""
