@@ -1,0 +1,140 @@
+"""Faults with real processes and a real Redis: time limits, SIGTERM, lost workers, Redis down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support import RedisServer, free_port
+from tests.system.service import Service, make_root, service_env
+
+pytestmark = pytest.mark.slow
+
+SLOW_CHAIN = ["resize=3", "blur=255"]  # several seconds an image, inside one OpenCV call
+PHOTO = {"input": "photos/cyclo2.jpg", "output": "slow.jpg"}
+
+Stack = Callable[..., Service]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, seed_images: list[Path], redis_url: str) -> Iterator[Stack]:
+    """Return a function that starts the API and workers with extra settings; stop them after."""
+    started: list[Service] = []
+
+    def start(
+        *, workers: int = 1, concurrency: int = 1, url: str = redis_url, **env: str
+    ) -> Service:
+        root = make_root(tmp_path / f"stack{len(started)}", seed_images)
+        port = free_port()
+        service = Service(f"http://127.0.0.1:{port}", root, service_env(root, REDIS_URL=url, **env))
+        service.spawn("api", "--host", "127.0.0.1", "--port", str(port), name="api")
+        for n in range(workers):
+            service.spawn("worker", "--concurrency", str(concurrency), name=f"worker{n}")
+        started.append(service)
+        service.wait_healthy()
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def output_files(service: Service) -> list[str]:
+    """Return every file under the root except the input photos, temporary ones included."""
+    return sorted(
+        str(p.relative_to(service.root))
+        for p in service.root.rglob("*")
+        if p.is_file() and p.parent.name != "photos"
+    )
+
+
+def test_the_hard_time_limit_fails_the_image_and_the_worker_goes_on(stack: Stack) -> None:
+    service = stack(IMGSERVE_SOFT_TIME_LIMIT="1", IMGSERVE_HARD_TIME_LIMIT="2")
+    slow = service.finish(service.submit([PHOTO], SLOW_CHAIN)["id"])
+    assert slow["state"] == "failed"
+    assert slow["images"][0]["error"] == "timed out: stopped at the hard time limit of 2 s"
+    quick = service.finish(
+        service.submit([{"input": "photos/cyclo4.jpg", "output": "q.png"}], ["resize=0.5"])["id"]
+    )
+    assert quick["state"] == "succeeded"
+    assert output_files(service) == ["q.png"]
+
+
+def test_the_soft_time_limit_fails_the_image_between_steps(stack: Stack) -> None:
+    service = stack(IMGSERVE_SOFT_TIME_LIMIT="1", IMGSERVE_HARD_TIME_LIMIT="60")
+    job = service.finish(service.submit([PHOTO], [*SLOW_CHAIN, "blur=255"])["id"])
+    assert job["state"] == "failed"
+    assert job["images"][0]["error"] == "timed out: stopped at the soft time limit of 1 s"
+    assert output_files(service) == []
+
+
+def test_sigterm_lets_running_images_finish_and_loses_nothing(stack: Stack) -> None:
+    service = stack(concurrency=2)
+    images = [{"input": "photos/cyclo2.jpg", "output": f"out/{n}.jpg"} for n in range(4)]
+    job_id = service.submit(images, SLOW_CHAIN)["id"]
+    service.wait_until(job_id, lambda j: [i["state"] for i in j["images"]].count("running") == 2)
+    worker = service.processes[1]
+    worker.send_signal(signal.SIGTERM)  # what `docker stop` sends
+    worker.wait(timeout=120)
+    job = service.get(job_id)
+    states = [image["state"] for image in job["images"]]
+    assert states.count("succeeded") == 2 and states.count("running") == 0, states
+    service.spawn("worker", "--concurrency", "2", name="replacement")
+    job = service.finish(job_id)
+    assert job["state"] == "succeeded"
+    assert output_files(service) == [f"out/{n}.jpg" for n in range(4)]
+
+
+def test_a_job_whose_workers_are_all_gone_is_failed_by_the_reaper(stack: Stack) -> None:
+    service = stack(IMGSERVE_STALE_AFTER="3")
+    images = [{"input": "photos/cyclo2.jpg", "output": f"out/{n}.jpg"} for n in range(3)]
+    job_id = service.submit(images, SLOW_CHAIN)["id"]
+    service.wait_until(job_id, lambda j: j["state"] == "running")
+    worker = service.processes[1]
+    os.killpg(worker.pid, signal.SIGKILL)  # the whole worker, pool included, not restarted
+    worker.wait()
+    job = service.finish(job_id, timeout=30)
+    assert job["state"] == "failed"
+    errors = [image["error"] for image in job["images"]]
+    assert errors[0].startswith("no worker finished this image within ")
+    assert errors[1].startswith("no worker started this image: the job made no progress for ")
+    assert errors[2] == errors[1]
+    assert not [f for f in output_files(service) if not f.endswith(".tmp")]
+
+
+def test_redis_down_is_a_quick_503_and_the_service_recovers_without_restart(
+    stack: Stack, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path / "own-redis")
+    redis.directory.mkdir()
+    redis.start()
+    try:
+        service = stack(url=redis.url)
+        job = {
+            "images": [{"input": "photos/cyclo4.jpg", "output": "a.png"}],
+            "operations": ["resize=0.5"],
+        }
+        redis.stop()
+        started = time.monotonic()
+        refused = requests.post(f"{service.url}/jobs", json=job, timeout=10)
+        assert time.monotonic() - started < 3
+        assert refused.status_code == 503
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        assert refused.json()["detail"].startswith(
+            "the job store does not answer, nothing was stored"
+        )
+        assert requests.get(f"{service.url}/healthz", timeout=10).status_code == 503
+        assert requests.get(f"{service.url}/jobs/anything", timeout=10).status_code == 503
+        redis.start()
+        accepted = requests.post(f"{service.url}/jobs", json=job, timeout=10)
+        assert accepted.status_code == 202, accepted.text
+        assert service.finish(accepted.json()["id"])["state"] == "succeeded"
+        assert output_files(service) == ["a.png"]
+    finally:
+        redis.stop()
