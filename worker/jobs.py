@@ -45,7 +45,8 @@ def iso(timestamp: float | None) -> str | None:
     """Format a Unix time as ISO 8601 UTC, or None."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def settled_state(total: int, failed: int) -> JobState:

@@ -22,6 +22,7 @@ import pipeline
 from worker.celery_app import TASK_NAME, app, settings
 from worker.dispatch import enqueue_images
 from worker.jobs import Job
+from worker.memory import keep_large_allocations
 from worker.paths import UnsafePath, resolve_in_root
 from worker.settings import Settings
 from worker.store import JobStore, StoreUnavailable, open_store
@@ -117,8 +118,9 @@ def _record_hard_time_limit(
 
 @worker_process_init.connect
 def _init_process(**_: object) -> None:
-    """Give each worker process one OpenCV thread: workers parallelise across processes."""
+    """Give each worker process one OpenCV thread (workers parallelise across processes)."""
     pipeline.configure_opencv(1)
+    keep_large_allocations()
     _store.cache_clear()
 
 

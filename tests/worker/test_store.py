@@ -301,3 +301,11 @@ def test_every_change_records_when_it_happened(store: JobStore) -> None:
     started = store.get(job.id)
     assert started is not None and started.changed_at is not None
     assert started.changed_at > job.created_at + 99
+
+
+def test_timestamps_always_carry_microseconds_so_they_sort_as_text() -> None:
+    from worker.jobs import iso
+
+    assert iso(1_800_000_000.0) == "2027-01-15T08:00:00.000000Z"
+    assert iso(1_800_000_000.25) == "2027-01-15T08:00:00.250000Z"
+    assert iso(None) is None

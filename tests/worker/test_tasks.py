@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -108,3 +110,31 @@ def test_a_redelivered_finished_image_is_not_redone(
     (settings.root / "a.jpg").unlink()
     assert handle_image(store, settings, job.id, 0, RecordingQueue().enqueue) == "skip"
     assert not (settings.root / "a.jpg").exists()
+
+
+REUSE_PROBE = """
+import resource, sys, numpy
+from worker.memory import keep_large_allocations
+if sys.argv[1] == "tuned":
+    assert keep_large_allocations()
+numpy.ones(64 * 2**20, numpy.uint8)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(2):
+    numpy.ones(64 * 2**20, numpy.uint8)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def page_faults_of_two_more_images(mode: str) -> int:
+    """Return the page faults of allocating and filling two more 64 MB buffers after a first."""
+    done = subprocess.run(
+        [sys.executable, "-c", REUSE_PROBE, mode], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout)
+
+
+def test_worker_processes_reuse_large_buffers_instead_of_mapping_them_afresh() -> None:
+    huge_pages = 2 * 64 * 2**20 // (2 * 2**20)  # at least a fault a 2 MB page, even with THP
+    plain = page_faults_of_two_more_images("plain")
+    assert plain >= huge_pages  # each buffer is mapped and faulted in anew
+    assert page_faults_of_two_more_images("tuned") <= plain // 10
