@@ -140,7 +140,7 @@ def _input_path(path: str, n: int, settings: Settings, problems: list[Problem]) 
     """Resolve an input inside the root; the same words for missing and outside."""
     where = pointer("images", n, "input")
     try:
-        source = resolve_in_root(settings.root, path)
+        source = resolve_in_root(settings.inputs, path)
     except UnsafePath as exc:
         if str(exc) != "is outside the storage root":
             problems.append(Problem(where, f"input {path!r} {exc}"))
@@ -159,7 +159,7 @@ def _output_paths(
     where = pointer("images", n, "output")
     try:
         pipeline.output_format(output)
-        targets = [resolve_in_root(settings.root, path) for path in outputs]
+        targets = [resolve_in_root(settings.outputs, path) for path in outputs]
     except pipeline.UnsupportedFormat as exc:
         problems.append(Problem(where, exc.detail))
         return []

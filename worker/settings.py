@@ -27,6 +27,8 @@ class Settings:
 
     redis_url: str | None = None
     root: Path = field(default_factory=Path.cwd)
+    input_root: Path | None = None
+    output_root: Path | None = None
     state_dir: Path = field(default_factory=lambda: Path.cwd() / ".imgserve")
     job_ttl: int = 7 * 24 * 3600
     job_window: int = 8
@@ -53,6 +55,16 @@ class Settings:
         )
 
     @property
+    def inputs(self) -> Path:
+        """Return the folder every input lies in (IMGSERVE_INPUT_ROOT, else the root)."""
+        return self.input_root or self.root
+
+    @property
+    def outputs(self) -> Path:
+        """Return the folder every output lies in (IMGSERVE_OUTPUT_ROOT, else the root)."""
+        return self.output_root or self.root
+
+    @property
     def embedded(self) -> bool:
         """Return whether imgserve runs without a server (no REDIS_URL)."""
         return not self.redis_url
@@ -70,13 +82,18 @@ class Settings:
             values[f.name] = _convert(name, raw, cls._kind(f.name))
         settings = cls(**values)
         settings = replace(settings, **overrides) if overrides else settings
-        return replace(settings, root=settings.root.resolve(), state_dir=settings.state_dir)
+        return replace(
+            settings,
+            root=settings.root.resolve(),
+            input_root=settings.input_root.resolve() if settings.input_root else None,
+            output_root=settings.output_root.resolve() if settings.output_root else None,
+        )
 
     @classmethod
     def _kind(cls, name: str) -> type:
         """Return the type of the field called name (annotations are strings here)."""
         annotation = cls.__dataclass_fields__[name].type
-        return {"int": int, "Path": Path}.get(str(annotation), str)
+        return {"int": int, "Path": Path, "Path | None": Path}.get(str(annotation), str)
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:

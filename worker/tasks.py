@@ -85,9 +85,9 @@ def run_image(
 
 
 def _resolve(settings: Settings, path: str, role: str) -> Any:
-    """Resolve a request path inside the storage root, as a pipeline error if it is not."""
+    """Resolve a request path inside its root, as a pipeline error if it is not."""
     try:
-        return resolve_in_root(settings.root, path)
+        return resolve_in_root(settings.inputs if role == "input" else settings.outputs, path)
     except UnsafePath as exc:
         raise pipeline.PipelineError(f"the {role} path {exc}") from None
 
