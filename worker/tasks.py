@@ -39,13 +39,29 @@ def handle_image(
     """Run one image of a job if it should run, record the outcome, enqueue the next."""
     decision = store.start_image(job_id, index, max_attempts=settings.max_attempts)
     if decision == "run":
-        job = store.get(job_id)
+        job = _spec(store, job_id)
         if job is None:  # expired while queued
             return "skip"
         error, timings = run_image(job, index, settings)
         store.finish_image(job_id, index, error=error, timings=timings)
     enqueue_next(store, job_id, enqueue)
     return decision
+
+
+_SPECS: dict[str, Job] = {}
+_SPECS_KEPT = 64
+
+
+def _spec(store: JobStore, job_id: str) -> Job | None:
+    """Return a job's spec, read once per process: it never changes, and jobs can be large."""
+    job = _SPECS.get(job_id)
+    if job is None:
+        job = store.spec(job_id)
+        if job is not None:
+            if len(_SPECS) >= _SPECS_KEPT:
+                _SPECS.pop(next(iter(_SPECS)))
+            _SPECS[job_id] = job
+    return job
 
 
 def enqueue_next(store: JobStore, job_id: str, enqueue: Enqueue) -> None:

@@ -309,3 +309,13 @@ def test_timestamps_always_carry_microseconds_so_they_sort_as_text() -> None:
     assert iso(1_800_000_000.0) == "2027-01-15T08:00:00.000000Z"
     assert iso(1_800_000_000.25) == "2027-01-15T08:00:00.250000Z"
     assert iso(None) is None
+
+
+def test_spec_is_the_job_as_created_whatever_its_progress(store: JobStore) -> None:
+    job = make_job(images=2)
+    store.create(job, window=2)
+    store.start_image(job.id, 0, max_attempts=3)
+    spec = store.spec(job.id)
+    assert spec is not None
+    assert spec.spec() == job.spec() and [i.state for i in spec.images] == ["queued", "queued"]
+    assert store.spec("nope") is None

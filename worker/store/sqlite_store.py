@@ -129,6 +129,17 @@ class SqliteJobStore:
         """Return the job, or None."""
         return self._load(self._connection(), job_id)
 
+    def spec(self, job_id: str) -> Job | None:
+        """Return the job as it was created, reading only its spec."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT spec FROM jobs WHERE id = ? AND expires_at >= ?", (job_id, time.time())
+            )
+            .fetchone()
+        )
+        return None if row is None else Job.from_spec(json.loads(row["spec"]))
+
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
         db = self._connection()
