@@ -154,7 +154,7 @@ def load_pyvips() -> Any:
     """Import pyvips with one libvips worker thread and no operation cache."""
     # libvips reads VIPS_CONCURRENCY once, when it starts, so this must precede the import.
     os.environ["VIPS_CONCURRENCY"] = "1"
-    import pyvips
+    import pyvips  # type: ignore[import-untyped]  # ships no type information
 
     # A service sees each image once; a warm operation cache would time only the final save.
     pyvips.cache_set_max(0)

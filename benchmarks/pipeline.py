@@ -1,10 +1,12 @@
 """Time imgserve's pipeline against naive OpenCV, Pillow, pyvips and the codec floor.
 
 Run `make bench` (or `python -m benchmarks.pipeline --help`). Every library runs on one
-thread. For each photo size and chain, each contender runs once untimed (the warm-up, whose
-outputs are checked against imgserve's), then the contenders take turns for up to --repeat
-timed runs each and the median wall time is reported. The report, in Markdown, goes to
-stdout; progress goes to stderr.
+thread, and each contender in its own process: imgserve's set up as a worker process is
+(one OpenCV thread, large buffers kept in the heap), the others' left as they are. For each
+photo size and chain, each contender runs once untimed (the warm-up, whose outputs are
+checked against imgserve's), then the contenders take turns for up to --repeat timed runs
+each and the median wall time is reported. The report, in Markdown, goes to stdout;
+progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ from pathlib import Path
 
 import cv2
 
-from benchmarks import contenders
 from benchmarks.images import DEFAULT_SEED, ensure_photo
 from benchmarks.report import (
     footnotes,
     format_ms,
     load_average,
     machine,
+    method,
     stages_table,
     times_table,
 )
-from benchmarks.timing import PEERS, Cell, measure
+from benchmarks.timing import PEERS, Cell, contender_processes, measure
 
 CHAINS: tuple[tuple[str, ...], ...] = (
     ("split", "resize=2", "split", "resize=2"),
@@ -87,28 +89,29 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its Markdown report."""
     args = arguments(argv)
+    # This process only hands out the runs and compares outputs; it times nothing itself.
     cv2.setNumThreads(1)
-    contenders.load_pyvips()
-    if "imgserve" in args.contenders:
-        from pipeline import configure_opencv
-
-        configure_opencv(1)
     started, load = time.perf_counter(), load_average()
     photos = {size: ensure_photo(size, args.seed) for size in args.sizes}
     cells: list[Cell] = []
-    with tempfile.TemporaryDirectory(prefix="imgserve-bench-") as work:
+    with (
+        tempfile.TemporaryDirectory(prefix="imgserve-bench-") as work,
+        contender_processes(args.contenders) as processes,
+    ):
         for size, photo in photos.items():
             for chain in args.chains:
                 cell = Cell(size, chain)
-                measure(photo, cell, args.contenders, Path(work), args.repeat, args.budget)
+                measure(photo, cell, processes, Path(work), args.repeat, args.budget)
                 cells.append(cell)
                 times = ", ".join(f"{n} {format_ms(cell.median_ms(n))}" for n in cell.times)
                 print(f"{cell.label}: {times} ms", file=sys.stderr, flush=True)
+        settings = {name: process.settings for name, process in processes.items()}
     runs = "1 timed run" if args.repeat == 1 else f"up to {args.repeat} timed runs"
     lines = [
         "## Pipeline benchmark",
         "",
         *machine(photos, args.contenders, load),
+        *method(settings),
         f"- Median wall time in ms of {runs} after one warm-up, contenders taking turns; "
         "each run decodes the photo, runs the chain and writes every output as a JPEG q90 file",
         "",

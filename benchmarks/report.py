@@ -15,7 +15,7 @@ from PIL import features
 
 from benchmarks import contenders
 from benchmarks.images import GRAIN_SIGMA, photo_size
-from benchmarks.timing import PEERS, Cell
+from benchmarks.timing import PEERS, Cell, ProcessSettings
 
 STAGES = ("decode", "split", "resize", "blur", "encode")
 
@@ -157,8 +157,6 @@ def machine(photos: dict[int, Path], names: Sequence[str], load: str) -> list[st
         f"OpenCV {cv2.__version__} ({opencv_jpeg()}), "
         f"Pillow {PIL.__version__} (libjpeg-turbo {features.version('libjpeg_turbo')}), "
         f"pyvips {vips.__version__} (libvips {libvips})",
-        f"- One thread each: cv2.getNumThreads() = {cv2.getNumThreads()}, "
-        f"libvips concurrency = {vips.concurrency_get()}, Pillow is single-threaded",
     ]
     if "imgserve" in names:
         lines.append(f"- imgserve: {imgserve_revision()}")
@@ -168,4 +166,28 @@ def machine(photos: dict[int, Path], names: Sequence[str], load: str) -> list[st
             f"- {megapixels} MP photo: {width}x{height}, {path.stat().st_size / 1e6:.1f} MB "
             f"JPEG q90 ({path.name}: the seed enlarged, grain sigma {GRAIN_SIGMA:g})"
         )
+    return lines
+
+
+def method(settings: dict[str, ProcessSettings]) -> list[str]:
+    """Describe the contenders' processes and how each was set up."""
+    others = [name for name in settings if name != "imgserve"]
+    lines = ["- Each contender runs in its own process, spawned once and sent its runs in turns"]
+    if "imgserve" in settings:
+        kept = settings["imgserve"].keeps_large_allocations
+        lines[0] += (
+            ". imgserve is measured as its worker processes run: its process first calls "
+            "pipeline.configure_opencv(1) and worker.memory.keep_large_allocations(), as "
+            "worker/tasks.py's _init_process does (glibc mallopt, so large buffers stay in "
+            f"the heap: {'applied' if kept else 'NOT applied, no glibc'})"
+        )
+    if others:
+        lines[0] += f"; {', '.join(others)} run with the C library's default allocator settings"
+    threads = ", ".join(str(n) for n in sorted({s.opencv_threads for s in settings.values()}))
+    vips = settings["pyvips"].vips_concurrency if "pyvips" in settings else None
+    lines.append(
+        f"- One thread each: cv2.getNumThreads() = {threads} in every process"
+        + (f", libvips concurrency = {vips}" if vips is not None else "")
+        + (", Pillow is single-threaded" if "Pillow" in settings else "")
+    )
     return lines

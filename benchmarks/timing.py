@@ -1,12 +1,20 @@
-"""Run the contenders on one photo and chain: warm up, check the outputs, then time them."""
+"""Run the contenders on one photo and chain: warm up, check the outputs, then time them.
+
+Each contender runs in its own spawned process, set up once when it starts: imgserve's as
+worker/tasks.py sets up a worker process, the peers' with nothing but one OpenCV thread.
+The main process only hands out the runs, in turns, and checks the outputs.
+"""
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import shutil
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,18 +47,127 @@ class Imgserve:
         self.process = process_image
         self.operations = parse_operations(list(chain))
         self.encode = EncodeOptions(jpeg_quality=contenders.JPEG_QUALITY)
-        self.stages: dict[str, list[float]] = {}
+        self.stages: dict[str, float] = {}
 
     def __call__(self, source: Path, output: Path) -> None:
-        """Process one photo, as process_image does for a job's image."""
+        """Process one photo, as process_image does for a job's image; keep its stage times."""
         spent: dict[str, float] = {}
 
         def note(stage: str, seconds: float) -> None:
             spent[stage] = spent.get(stage, 0.0) + seconds
 
         self.process(source, output, self.operations, encode=self.encode, on_step=note)
-        for stage, seconds in spent.items():
-            self.stages.setdefault(stage, []).append(seconds)
+        self.stages = spent
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """What a contender's process was set up with."""
+
+    opencv_threads: int
+    vips_concurrency: int | None
+    keeps_large_allocations: bool | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a contender: its wall time and, for imgserve, its time by stage."""
+
+    seconds: float
+    stages: dict[str, float]
+
+
+# The state of a contender's own process: its settings and the runner of the current cell.
+_settings: list[ProcessSettings] = []
+_runners: dict[str, Runner] = {}
+
+
+def start_process(name: str) -> None:
+    """Set up a contender's process as it starts: imgserve's as its worker processes run."""
+    cv2.setNumThreads(1)
+    keeps, vips_concurrency = None, None
+    if name == "imgserve":
+        # Exactly what worker/tasks.py's _init_process does in each worker process.
+        import pipeline
+        from worker.memory import keep_large_allocations
+
+        pipeline.configure_opencv(1)
+        keeps = keep_large_allocations()
+    elif name == "pyvips":
+        vips_concurrency = contenders.load_pyvips().concurrency_get()
+    _settings.append(ProcessSettings(cv2.getNumThreads(), vips_concurrency, keeps))
+
+
+def process_settings() -> ProcessSettings:
+    """Return what this contender's process was set up with."""
+    return _settings[-1]
+
+
+def prepare(name: str, chain: Sequence[str], reference: Sequence[Path]) -> None:
+    """Make this process's runner for a chain; the floor's encodes the reference's outputs."""
+    _runners.clear()
+    if name == "floor":
+        pixels = [(path.name, contenders.read_pixels(path)) for path in reference]
+        _runners[name] = contenders.codec_floor(pixels)
+    else:
+        _runners[name] = (Imgserve if name == "imgserve" else FACTORIES[name])(chain)
+
+
+def run_once(name: str, source: Path, folder: Path) -> Run:
+    """Run this process's runner once into an emptied folder, timing it with the GC off."""
+    runner = _runners[name]
+    clear(folder)
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        runner(source, folder / "out.jpg")
+        seconds = time.perf_counter() - start
+    finally:
+        gc.enable()
+    return Run(seconds, runner.stages if isinstance(runner, Imgserve) else {})
+
+
+def release() -> None:
+    """Drop this process's runner, and the floor's pixels with it."""
+    _runners.clear()
+
+
+class Contender:
+    """A contender's own long-lived process, which runs one item of work at a time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_process,
+            initargs=(name,),
+        )
+        self.settings = self.pool.submit(process_settings).result()
+
+    def prepare(self, chain: Sequence[str], reference: Sequence[Path] = ()) -> None:
+        """Make the contender's runner for a chain, in its process."""
+        self.pool.submit(prepare, self.name, chain, reference).result()
+
+    def run(self, source: Path, folder: Path) -> Run:
+        """Run the contender once, in its process, and wait for it."""
+        return self.pool.submit(run_once, self.name, source, folder).result()
+
+    def release(self) -> None:
+        """Drop the contender's runner."""
+        self.pool.submit(release).result()
+
+
+@contextmanager
+def contender_processes(names: Sequence[str]) -> Iterator[dict[str, Contender]]:
+    """Start one process per contender, one after another, and stop them all afterwards."""
+    with ExitStack() as stack:
+        started: dict[str, Contender] = {}
+        for name in names:
+            started[name] = Contender(name)
+            stack.callback(started[name].pool.shutdown)
+        yield started
 
 
 @dataclass
@@ -129,53 +246,44 @@ def compare_outputs(name: str, files: list[Path], reference: list[Path], cell: C
         cell.notes.append(f"{name}: {off_by_one} of {len(files)} outputs 1 px off (rounding)")
 
 
-def warm_up(source: Path, cell: Cell, names: Sequence[str], work: Path) -> dict[str, Runner]:
-    """Run every named contender once untimed, check its outputs and return the runners."""
-    runners: dict[str, Runner] = {
-        name: (Imgserve if name == "imgserve" else FACTORIES[name])(cell.chain)
-        for name in names
-        if name != "floor"
-    }
-    for name, runner in runners.items():
-        clear(work / name)
-        runner(source, work / name / "out.jpg")
-    reference_name = next(iter(runners))
-    reference = output_files(work / reference_name)
+def warm_up(source: Path, cell: Cell, processes: dict[str, Contender], work: Path) -> None:
+    """Run every contender once untimed in its process, and check its outputs."""
+    makers = [name for name in processes if name != "floor"]
+    for name in makers:
+        processes[name].prepare(cell.chain)
+        processes[name].run(source, work / name)
+    reference = output_files(work / makers[0])
     cell.outputs = len(reference)
-    for name in runners:
-        if name != reference_name:
-            compare_outputs(name, output_files(work / name), reference, cell)
-    if "floor" in names:
-        pixels = [(path.name, contenders.read_pixels(path)) for path in reference]
-        runners["floor"] = contenders.codec_floor(pixels)
-        clear(work / "floor")
-        runners["floor"](source, work / "floor" / "out.jpg")
-    return runners
+    for name in makers[1:]:
+        compare_outputs(name, output_files(work / name), reference, cell)
+    if "floor" in processes:
+        processes["floor"].prepare(cell.chain, reference)
+        processes["floor"].run(source, work / "floor")
 
 
 def measure(
-    source: Path, cell: Cell, names: Sequence[str], work: Path, repeat: int, budget: float
+    source: Path,
+    cell: Cell,
+    processes: dict[str, Contender],
+    work: Path,
+    repeat: int,
+    budget: float,
 ) -> None:
-    """Warm up, check and time every named contender on one photo and chain."""
-    runners = warm_up(source, cell, names, work)
-    ours = runners.get("imgserve")
-    if isinstance(ours, Imgserve):
-        ours.stages.clear()
-    order = list(runners)
+    """Warm up, check and time every contender, each in its own process, on one photo and chain."""
+    warm_up(source, cell, processes, work)
+    order = list(processes)
     cell.times = {name: [] for name in order}
+    stages: dict[str, list[float]] = {}
     for turn in range(repeat):
         # Take turns, starting with a different contender each time, so drift hits all alike.
         for name in order[turn % len(order) :] + order[: turn % len(order)]:
             if sum(cell.times[name]) >= budget:
                 continue
-            clear(work / name)
-            gc.collect()
-            gc.disable()
-            start = time.perf_counter()
-            runners[name](source, work / name / "out.jpg")
-            cell.times[name].append(time.perf_counter() - start)
-            gc.enable()
-    if isinstance(ours, Imgserve):
-        cell.stages = {stage: statistics.median(runs) for stage, runs in ours.stages.items()}
+            run = processes[name].run(source, work / name)
+            cell.times[name].append(run.seconds)
+            for stage, seconds in run.stages.items():
+                stages.setdefault(stage, []).append(seconds)
+    cell.stages = {stage: statistics.median(runs) for stage, runs in stages.items()}
     for name in order:
+        processes[name].release()
         shutil.rmtree(work / name, ignore_errors=True)
