@@ -182,7 +182,7 @@ def method(settings: dict[str, ProcessSettings]) -> list[str]:
             f"the heap: {'applied' if kept else 'NOT applied, no glibc'})"
         )
     if others:
-        lines[0] += f"; {', '.join(others)} run with the C library's default allocator settings"
+        lines[0] += f"; the others ({', '.join(others)}) keep the C library's allocator defaults"
     threads = ", ".join(str(n) for n in sorted({s.opencv_threads for s in settings.values()}))
     vips = settings["pyvips"].vips_concurrency if "pyvips" in settings else None
     lines.append(
