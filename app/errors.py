@@ -20,7 +20,7 @@ import logging
 from typing import Any, ClassVar
 
 from flask import Flask, Response, json, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from pipeline import Problem as PipelineProblem
 
@@ -143,7 +143,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+        headers = None
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            # Werkzeug collects the methods in a set: sorted, Allow reads the same every time.
+            headers = {"Allow": ", ".join(sorted(exc.valid_methods))}
         return problem_response(status, exc.name, exc.description or exc.name, headers=headers)
 
     @app.errorhandler(Exception)

@@ -325,3 +325,34 @@ def test_image_problems_are_named_even_when_the_operations_are_wrong(client: Fla
             "detail": "cannot write o.gif: '.gif' is not a supported output format; use one of .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp",
         },
     ]
+
+
+ROUTES = {
+    "/jobs": "GET, HEAD, OPTIONS, POST",
+    "/jobs/3f2a": "DELETE, GET, HEAD, OPTIONS",
+    "/healthz": "GET, HEAD, OPTIONS",
+    "/metrics": "GET, HEAD, OPTIONS",
+    "/openapi.json": "GET, HEAD, OPTIONS",
+    "/docs": "GET, HEAD, OPTIONS",
+}
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_an_unknown_method_on_every_route_is_a_405_with_the_exact_allow(
+    client: FlaskClient, path: str
+) -> None:
+    allowed = ROUTES[path]
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "TRACE", "QUERY", "BREW"):
+        if method in allowed.split(", "):
+            continue
+        response = client.open(path, method=method, json={"images": []})
+        assert response.status_code == 405, method
+        assert response.headers["Allow"] == allowed
+        assert problem(response) == {
+            "type": "about:blank",
+            "title": "Method Not Allowed",
+            "status": 405,
+            "detail": "The method is not allowed for the requested URL.",
+            "instance": path,
+        }
+    assert set(client.options(path).headers["Allow"].split(", ")) == set(allowed.split(", "))
