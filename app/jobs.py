@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from flask import Blueprint, request, url_for
@@ -12,8 +13,14 @@ from flask.typing import ResponseReturnValue
 from app import job_service
 from app.errors import InvalidQuery, MalformedRequest, UnsupportedMediaType
 from app.services import services
+from app.validation import pointer
 
 bp = Blueprint("jobs", __name__)
+
+MAX_JSON_DEPTH = 32
+"""Levels of arrays and objects a body may have (a job needs 3). A fixed bound, not the stack
+the parser happens to have left, so that a body reads the same in every process."""
+TOO_DEEP = "the body is not valid JSON: it is nested too deeply"
 
 
 @bp.post("/jobs")
@@ -63,11 +70,15 @@ def read_json_body() -> Any:
         )
     raw = request.get_data(cache=False)
     try:
-        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        body = json.loads(
+            raw, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_float_int
+        )
     except RecursionError:
-        raise MalformedRequest("the body is not valid JSON: it is nested too deeply") from None
+        raise MalformedRequest(TOO_DEEP) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
+    _check_depth_and_strings(body)
+    return body
 
 
 def _reject_constant(name: str) -> Any:
@@ -79,8 +90,69 @@ def _finite_float(text: str) -> float:
     """Parse a JSON number, refusing ones too large for a float."""
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"the number {text[:20]} is too large")
+        raise _too_large(text)
     return value
+
+
+def _float_int(text: str) -> int:
+    """Parse a JSON integer, refusing ones too large for a float, as _finite_float does."""
+    # The largest float has 309 digits; a longer integer need not (and, past 4300 digits,
+    # cannot) be converted to be refused.
+    if len(text.lstrip("-")) > 309 or abs(value := int(text)) > sys.float_info.max:
+        raise _too_large(text)
+    return value
+
+
+def _too_large(text: str) -> ValueError:
+    """Return the error for a number too large for a float, showing at most 20 characters."""
+    shown = text if len(text) <= 20 else f"{text[:20]}... ({len(text)} characters)"
+    return ValueError(f"the number {shown} is too large")
+
+
+Location = tuple["Location", str | int] | None
+"""Where a value is in the body: its parent's location and its key, or None for the body."""
+
+
+def _check_depth_and_strings(body: object) -> None:
+    """Refuse a body nested deeper than MAX_JSON_DEPTH, or with a string that is not Unicode.
+
+    A lone surrogate (a "\\ud800" escape without its pair) is not a character: it could not
+    be written to a path, a log or the job store, so it is refused here with its pointer.
+    """
+    # Each entry holds a value, its depth and its location as (parent location, key), so a
+    # pointer is only spelled out for the one value that is refused.
+    stack: list[tuple[object, int, Location]] = [(body, 0, None)]
+    while stack:
+        value, depth, location = stack.pop()
+        if isinstance(value, str):
+            _check_unicode(value, "the string at", location)
+        elif isinstance(value, dict | list):
+            if depth == MAX_JSON_DEPTH:
+                raise MalformedRequest(TOO_DEEP)
+            if isinstance(value, dict):
+                for key in value:
+                    _check_unicode(key, "a member name of the object at", location)
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack += [(item, depth + 1, (location, key)) for key, item in items]
+
+
+def _check_unicode(text: str, what: str, location: Location) -> None:
+    """Raise a 400 naming where a string has a lone surrogate."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        parts: list[str | int] = []
+        while location is not None:
+            location, key = location
+            parts.append(key)
+        where = pointer(*reversed(parts))
+        detail = (
+            f"{what} {where or 'the top level'} has a lone surrogate"
+            f" (\\u{ord(text[exc.start]):04x}), which is not a character"
+        )
+        raise MalformedRequest(
+            f"the body is not valid JSON: {detail}", [{"pointer": where, "detail": detail}]
+        ) from None
 
 
 def query_number(

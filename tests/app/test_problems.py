@@ -356,3 +356,106 @@ def test_an_unknown_method_on_every_route_is_a_405_with_the_exact_allow(
             "instance": path,
         }
     assert set(client.options(path).headers["Allow"].split(", ")) == set(allowed.split(", "))
+
+
+def nested(depth: int) -> str:
+    """Return a JSON array nested depth levels deep."""
+    return "[" * depth + "]" * depth
+
+
+JOB = '{"images": [{"input": "photos/cyclo1.jpg", "output": "o.jpg"}], "operations": %s}'
+TOO_DEEP = "the body is not valid JSON: it is nested too deeply"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        JOB % nested(5000),  # operations: [[[[...]]]]
+        JOB % f'[{{"op": "resize", "factor": {nested(5000)}}}]',
+        JOB % ('["resize=0.5"], "encode": ' + '{"a": ' * 5000 + "1" + "}" * 5000),
+        JOB % nested(32),  # 33 levels with the body's own object: one more than allowed
+        JOB.replace('"o.jpg"', nested(31)) % "[]",
+    ],
+    ids=["operations", "an operation's parameter", "encode", "one level too deep", "an output"],
+)
+def test_deep_nesting_anywhere_is_a_400_never_a_500(client: FlaskClient, body: str) -> None:
+    response = client.post("/jobs", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert problem(response)["detail"] == TOO_DEEP
+
+
+def test_nesting_up_to_the_limit_is_read_and_refused_as_a_wrong_job(client: FlaskClient) -> None:
+    response = client.post("/jobs", data=JOB % nested(31), content_type="application/json")
+    assert response.status_code == 422
+    assert problem(response)["errors"] == [
+        {
+            "pointer": "/operations/0",
+            "detail": 'an operation must be a string such as "resize=2" or an object such as {"op": "resize", "factor": 2}, not an array',
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("number", "detail"),
+    [
+        ("1" + "0" * 400, "the number 10000000000000000000... (401 characters) is too large"),
+        ("-" + "9" * 5000, "the number -9999999999999999999... (5001 characters) is too large"),
+        ("2" + "0" * 308, "the number 20000000000000000000... (309 characters) is too large"),
+        ("1e999", "the number 1e999 is too large"),
+    ],
+    ids=["400 digits", "5000 digits", "just above the largest float", "a float"],
+)
+def test_a_number_too_large_for_a_float_is_a_400_whether_integer_or_not(
+    client: FlaskClient, number: str, detail: str
+) -> None:
+    body = JOB % f'[{{"op": "resize", "factor": {number}}}]'
+    response = client.post("/jobs", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert problem(response)["detail"] == f"the body is not valid JSON: {detail}"
+
+
+def test_an_integer_a_float_can_hold_is_read_and_checked_against_its_range(
+    client: FlaskClient,
+) -> None:
+    body = JOB % f'[{{"op": "rotate", "degrees": {"1" + "0" * 308}}}]'
+    response = client.post("/jobs", data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert problem(response)["errors"] == [
+        {
+            "pointer": "/operations/0/degrees",
+            "detail": "rotate degrees a huge integer is not one of 90, 180, 270",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer", "detail"),
+    [
+        (JOB.replace("photos/cyclo1.jpg", "photos/\\ud800.jpg") % "[]", "/images/0/input",
+         "the string at /images/0/input has a lone surrogate (\\ud800), which is not a character"),
+        (JOB % '["resize=\\udfff"]', "/operations/0",
+         "the string at /operations/0 has a lone surrogate (\\udfff), which is not a character"),
+        (JOB % '[{"op": "blur", "\\udc80": 1}]', "/operations/0",
+         "a member name of the object at /operations/0 has a lone surrogate (\\udc80), which is not a character"),
+        ('{"\\ud800": 1}', "",
+         "a member name of the object at the top level has a lone surrogate (\\ud800), which is not a character"),
+        ('"\\ud83d"', "",
+         "the string at the top level has a lone surrogate (\\ud83d), which is not a character"),
+    ],
+    ids=["input", "operation", "parameter name", "field name", "the body"],
+)  # fmt: skip
+def test_a_lone_surrogate_is_a_400_with_its_pointer(
+    client: FlaskClient, body: str, pointer: str, detail: str
+) -> None:
+    response = client.post("/jobs", data=body, content_type="application/json")
+    assert response.status_code == 400
+    found = problem(response)
+    assert found["detail"] == f"the body is not valid JSON: {detail}"
+    assert found["errors"] == [{"pointer": pointer, "detail": detail}]
+
+
+def test_a_surrogate_pair_is_one_character_and_is_accepted(client: FlaskClient) -> None:
+    body = JOB.replace('"o.jpg"', '"out/\\ud83d\\ude00.jpg"') % '["resize=0.5"]'
+    response = client.post("/jobs", data=body, content_type="application/json")
+    assert response.status_code == 202
+    assert response.get_json()["images"][0]["output"] == "out/\U0001f600.jpg"
