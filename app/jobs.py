@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -21,6 +22,8 @@ MAX_JSON_DEPTH = 32
 """Levels of arrays and objects a body may have (a job needs 3). A fixed bound, not the stack
 the parser happens to have left, so that a body reads the same in every process."""
 TOO_DEEP = "the body is not valid JSON: it is nested too deeply"
+WHOLE = re.compile(r"-?[0-9]+")
+NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 @bp.post("/jobs")
@@ -158,16 +161,20 @@ def _check_unicode(text: str, what: str, location: Location) -> None:
 def query_number(
     name: str, *, default: float, low: float = 0, high: float, whole: bool = False
 ) -> float:
-    """Return a numeric query parameter within [low, high], or raise a 422 naming it."""
-    raw = request.args.get(name)
-    if raw is None:
+    """Return a numeric query parameter within [low, high], or raise a 422 naming it.
+
+    The number is written as in JSON (ASCII digits, no spaces, no "1_000", "inf" or "nan"),
+    and given once: of "?limit=5&limit=500" neither is taken silently.
+    """
+    given = request.args.getlist(name)
+    if not given:
         return default
-    try:
-        value = int(raw) if whole else float(raw)
-        ok = math.isfinite(value) and low <= value <= high
-    except ValueError:
-        ok = False
-    if not ok:
+    if len(given) > 1:
+        raise InvalidQuery.of(name, f"{name} is given {len(given)} times; give it once")
+    raw = given[0]
+    # float() of a matching string is never an error: a huge one is inf, out of range.
+    value = float(raw) if (WHOLE if whole else NUMBER).fullmatch(raw) else math.nan
+    if not low <= value <= high:
         kind = "a whole number" if whole else "a number"
         raise InvalidQuery.of(name, f"{name} must be {kind} from {low:g} to {high:g}, not {raw!r}")
-    return value
+    return int(value) if whole else value

@@ -459,3 +459,54 @@ def test_a_surrogate_pair_is_one_character_and_is_accepted(client: FlaskClient) 
     response = client.post("/jobs", data=body, content_type="application/json")
     assert response.status_code == 202
     assert response.get_json()["images"][0]["output"] == "out/\U0001f600.jpg"
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter", "detail"),
+    [
+        ("/jobs?limit=5&limit=500", "limit", "limit is given 2 times; give it once"),
+        ("/jobs?offset=0&offset=0", "offset", "offset is given 2 times; give it once"),
+        ("/jobs?limit=5&offset=1&limit=5&limit=", "limit", "limit is given 3 times; give it once"),
+        ("/jobs/3f2a?wait=0&wait=30", "wait", "wait is given 2 times; give it once"),
+    ],
+)
+def test_a_repeated_query_parameter_is_a_422_not_a_silent_choice(
+    client: FlaskClient, query: str, parameter: str, detail: str
+) -> None:
+    response = client.get(query)
+    assert response.status_code == 422
+    found = problem(response)
+    assert found["type"] == "urn:imgserve:problem:invalid-query"
+    assert found["errors"] == [{"parameter": parameter, "detail": detail}]
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        ("/jobs?limit=1_0", "limit must be a whole number from 1 to 100, not '1_0'"),
+        ("/jobs?limit=%D9%A3", "limit must be a whole number from 1 to 100, not '\u0663'"),
+        ("/jobs?limit=%205", "limit must be a whole number from 1 to 100, not ' 5'"),
+        ("/jobs?limit=%2B5", "limit must be a whole number from 1 to 100, not '+5'"),
+        ("/jobs?limit=1e1", "limit must be a whole number from 1 to 100, not '1e1'"),
+        ("/jobs?offset=" + "9" * 5000, f"offset must be a whole number from 0 to 1e+06, not '{'9' * 5000}'"),
+        ("/jobs/3f2a?wait=1_0", "wait must be a number from 0 to 30, not '1_0'"),
+        ("/jobs/3f2a?wait=%EF%BC%95", "wait must be a number from 0 to 30, not '\uff15'"),
+        ("/jobs/3f2a?wait=.5", "wait must be a number from 0 to 30, not '.5'"),
+        ("/jobs/3f2a?wait=infinity", "wait must be a number from 0 to 30, not 'infinity'"),
+        ("/jobs/3f2a?wait=", "wait must be a number from 0 to 30, not ''"),
+    ],
+)  # fmt: skip
+def test_query_numbers_are_written_as_in_json(client: FlaskClient, query: str, detail: str) -> None:
+    response = client.get(query)
+    assert response.status_code == 422
+    assert problem(response)["detail"] == detail
+
+
+@pytest.mark.parametrize("query", ["limit=7&offset=0", "limit=100&offset=1000000", "offset=-0"])
+def test_query_numbers_in_range_are_accepted(client: FlaskClient, query: str) -> None:
+    assert client.get(f"/jobs?{query}").status_code == 200
+
+
+@pytest.mark.parametrize("wait", ["0", "0.001", "1e-3", "0E0"])
+def test_waits_written_as_in_json_are_accepted(client: FlaskClient, wait: str) -> None:
+    assert client.get(f"/jobs/3f2a?wait={wait}").status_code == 404  # no such job, at once
