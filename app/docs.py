@@ -9,11 +9,12 @@ from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 
-from app.models import JobList, JobRequest, JobResource, Problem
+from app.models import Health, JobList, JobRequest, JobResource, Problem
+from app.services import services
 
 bp = Blueprint("docs", __name__)
 
-_MODELS: tuple[type[BaseModel], ...] = (JobRequest, JobResource, JobList, Problem)
+_MODELS: tuple[type[BaseModel], ...] = (JobRequest, JobResource, JobList, Health, Problem)
 _REF = "#/components/schemas/{model}"
 
 _DOCS_PAGE = """<!doctype html>
@@ -34,8 +35,9 @@ _DOCS_PAGE = """<!doctype html>
 
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
-    """Answer the OpenAPI 3.1 document."""
-    return openapi_document()
+    """Answer the OpenAPI 3.1 document, with this deployment's limits."""
+    settings = services().settings
+    return openapi_document(max_images=settings.max_images, max_operations=settings.max_operations)
 
 
 @bp.get("/docs")
@@ -54,10 +56,16 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
-def _problem(description: str) -> dict[str, Any]:
+def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return a problem+json response."""
     schema = {"schema": _ref(Problem)}
-    return {"description": description, "content": {"application/problem+json": schema}}
+    response = {"description": description, "content": {"application/problem+json": schema}}
+    return {**response, "headers": headers} if headers else response
+
+
+def _header(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """Return a response header that is always sent."""
+    return {"required": True, "schema": schema, "description": description}
 
 
 def _parameter(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -72,16 +80,23 @@ def _parameter(name: str, where: str, schema: dict[str, Any], description: str) 
 
 
 @cache
-def openapi_document() -> dict[str, Any]:
-    """Build the OpenAPI document from the pydantic models (once)."""
+def openapi_document(*, max_images: int, max_operations: int) -> dict[str, Any]:
+    """Build the OpenAPI document from the pydantic models (once per set of limits)."""
     schemas: dict[str, Any] = {}
     for model in _MODELS:
         schema = model.model_json_schema(ref_template=_REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    job = schemas["JobRequest"]["properties"]
+    job["images"]["maxItems"] = max_images
+    job["operations"]["maxItems"] = max_operations
     job_id = _parameter("job_id", "path", {"type": "string", "minLength": 1}, "The job's id.")
     gone = _problem("No job has that id.")
-    unavailable = _problem("The job store or the broker does not answer.")
+    retry = _header({"type": "integer", "minimum": 1}, "Seconds to wait before trying again.")
+    unavailable = _problem(
+        "The job store or the broker does not answer.", headers={"Retry-After": retry}
+    )
+    location = _header({"type": "string"}, "The job's resource, /jobs/{job_id}.")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -99,7 +114,10 @@ def openapi_document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": _ref(JobRequest)}},
                     },
                     "responses": {
-                        "202": _json(JobResource, "Accepted; Location names the job."),
+                        "202": {
+                            **_json(JobResource, "Accepted; Location names the job."),
+                            "headers": {"Location": location},
+                        },
                         "400": _problem("The body is not JSON."),
                         "413": _problem("The body is too large."),
                         "415": _problem("The body is not application/json."),
@@ -167,7 +185,7 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "healthz",
                     "summary": "Check the job store and the broker.",
                     "responses": {
-                        "200": {"description": "Both answer."},
+                        "200": _json(Health, "Both answer."),
                         "503": unavailable,
                     },
                 }
@@ -176,7 +194,12 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "metrics",
                     "summary": "Prometheus metrics.",
-                    "responses": {"200": {"description": "Prometheus text format."}},
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
                 }
             },
         },

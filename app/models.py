@@ -16,6 +16,11 @@ import pipeline
 PathString = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
+def _encode_schema() -> dict[str, Any]:
+    """Return the JSON Schema of the encoder settings (or null), from the pipeline's params."""
+    return {"anyOf": [pipeline.encode_options_schema(), {"type": "null"}]}
+
+
 def _operations_schema() -> dict[str, Any]:
     """Return the JSON Schema of the operations list, from the pipeline's declarations."""
     return {
@@ -45,10 +50,19 @@ class JobRequest(BaseModel):
     operations: Annotated[list[Any], WithJsonSchema(_operations_schema())] = Field(
         description='Operations in order: "name=value" strings or {"op": name, ...} objects.'
     )
-    encode: dict[str, Any] | None = Field(
+    encode: Annotated[dict[str, Any] | None, WithJsonSchema(_encode_schema())] = Field(
         default=None,
         description="Encoder settings: jpeg_quality, webp_quality, png_compression.",
     )
+
+
+class Health(BaseModel):
+    """What GET /healthz answers when the job store and the broker answer."""
+
+    status: Literal["ok"]
+    mode: Literal["embedded", "redis"]
+    store: Literal["ok"]
+    broker: Literal["ok"]
 
 
 class Progress(BaseModel):

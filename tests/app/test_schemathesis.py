@@ -197,3 +197,32 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
     assert answers["POST /jobs", 202] >= 50, answers
     assert answers["GET /jobs/{job_id}", 200] >= 20, answers
     assert answers["DELETE /jobs/{job_id}", 200] >= 10, answers
+
+
+def test_every_encode_and_number_of_images_the_document_allows_is_accepted(
+    schema: BaseSchema,
+) -> None:
+    @settings(max_examples=60, derandomize=True, database=None, deadline=None)
+    @given(case=schema["/jobs"]["POST"].as_strategy(generation_mode=POSITIVE))
+    def run(case: Case) -> None:
+        case.body["operations"] = ["resize=0.5"]
+        response = steer(case, 0, []).call()
+        assert response.status_code == 202, response.json()
+
+    run()
+
+
+def test_the_document_states_the_limits_and_headers_the_api_holds_to(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    job = document["components"]["schemas"]["JobRequest"]["properties"]
+    assert (job["images"]["maxItems"], job["operations"]["maxItems"]) == (10, 32)
+    encode = job["encode"]["anyOf"][0]
+    assert set(encode["properties"]) == {"jpeg_quality", "webp_quality", "png_compression"}
+    assert encode["additionalProperties"] is False
+    submit = document["paths"]["/jobs"]["post"]["responses"]
+    assert submit["202"]["headers"]["Location"]["required"] is True
+    assert submit["503"]["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+    health = document["paths"]["/healthz"]["get"]["responses"]["200"]["content"]
+    assert health == {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert metrics == {"text/plain": {"schema": {"type": "string"}}}
