@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import job_service
 from app.errors import InvalidQuery, MalformedRequest, UnsupportedMediaType
@@ -71,7 +72,7 @@ def read_json_body() -> Any:
         raise UnsupportedMediaType(
             f"send the job as application/json, not {request.mimetype or 'no content type'}"
         )
-    raw = request.get_data(cache=False)
+    raw = _read_body()
     try:
         body = json.loads(
             raw, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_float_int
@@ -82,6 +83,17 @@ def read_json_body() -> Any:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
     _check_depth_and_strings(body)
     return body
+
+
+def _read_body() -> bytes:
+    """Return the raw body, or raise a 413 when it is larger than the limit."""
+    raw = request.get_data(cache=False)  # a Content-Length above the limit: 413, nothing read
+    # Without a length (a chunked body), werkzeug stops at the limit without a word; the
+    # server's stream ends with the body, so one byte more tells whether it went on.
+    cut = request.content_length is None and len(raw) == request.max_content_length
+    if cut and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return raw
 
 
 def _reject_constant(name: str) -> Any:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from app.services import Services
 from tests.support import RecordingQueue
@@ -510,3 +512,63 @@ def test_query_numbers_in_range_are_accepted(client: FlaskClient, query: str) ->
 @pytest.mark.parametrize("wait", ["0", "0.001", "1e-3", "0E0"])
 def test_waits_written_as_in_json_are_accepted(client: FlaskClient, wait: str) -> None:
     assert client.get(f"/jobs/3f2a?wait={wait}").status_code == 404  # no such job, at once
+
+
+class CountingBody(io.RawIOBase):
+    """A request body that counts the bytes the app reads: start, then spaces up to size."""
+
+    def __init__(self, size: int, start: bytes = b"") -> None:
+        self.data = start + b" " * (size - len(start))
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        chunk = self.data[self.read_bytes : self.read_bytes + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self.read_bytes += len(chunk)
+        return len(chunk)
+
+
+TEN_MB = 10 * 1024 * 1024
+LIMIT = 1024 * 1024  # IMGSERVE_MAX_BODY_BYTES's default, the fixture's too
+A_JOB = b'{"images": [{"input": "photos/cyclo1.jpg", "output": "o.jpg"}], "operations": []}'
+
+
+def post_chunked(client: FlaskClient, body: CountingBody) -> TestResponse:
+    """Post a body as a server hands over a chunked one: no length, a stream that ends."""
+    return client.post(
+        "/jobs",
+        headers={"Transfer-Encoding": "chunked"},
+        content_type="application/json",
+        environ_overrides={"wsgi.input": body, "wsgi.input_terminated": True},
+    )
+
+
+def test_a_10_mb_body_is_a_413_read_not_at_all(client: FlaskClient) -> None:
+    body = CountingBody(TEN_MB)
+    response = client.post(
+        "/jobs",
+        content_length=TEN_MB,
+        content_type="application/json",
+        environ_overrides={"wsgi.input": body},
+    )
+    assert response.status_code == 413
+    assert problem(response)["detail"] == "The data value transmitted exceeds the capacity limit."
+    assert body.read_bytes == 0
+
+
+def test_a_10_mb_chunked_body_is_a_413_read_no_further_than_the_limit(
+    client: FlaskClient,
+) -> None:
+    body = CountingBody(TEN_MB, A_JOB)  # its first megabyte alone would be a valid job
+    response = post_chunked(client, body)
+    assert response.status_code == 413
+    assert problem(response)["title"] == "Request Entity Too Large"
+    assert body.read_bytes == LIMIT + 1
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_read(client: FlaskClient) -> None:
+    response = post_chunked(client, CountingBody(LIMIT, A_JOB))
+    assert response.status_code == 202
