@@ -1,4 +1,9 @@
-"""The job resource: submit, read (with long-poll), cancel and list jobs."""
+"""The job resource: submit, read (with long-poll), cancel and list jobs; and reading requests.
+
+A body is read as strict JSON (no NaN, no numbers too large for a float, no lone surrogates,
+at most MAX_JSON_DEPTH levels, at most IMGSERVE_MAX_BODY_BYTES even when chunked), and a query
+number as a JSON number given once; everything else is a 400, 413 or 422 problem.
+"""
 
 from __future__ import annotations
 
@@ -75,7 +80,10 @@ def read_json_body() -> Any:
     raw = _read_body()
     try:
         body = json.loads(
-            raw, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_float_int
+            raw,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_float_sized_int,
         )
     except RecursionError:
         raise MalformedRequest(TOO_DEEP) from None
@@ -109,7 +117,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _float_int(text: str) -> int:
+def _float_sized_int(text: str) -> int:
     """Parse a JSON integer, refusing ones too large for a float, as _finite_float does."""
     # The largest float has 309 digits; a longer integer need not (and, past 4300 digits,
     # cannot) be converted to be refused.
