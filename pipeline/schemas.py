@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 
+from pipeline.errors import InvalidOperation
 from pipeline.operation import Operation
 from pipeline.operations import OPERATIONS
-from pipeline.parsing import MAX_STRING_LENGTH
+from pipeline.parsing import MAX_STRING_LENGTH, parse_operations
 
 
 def operation_schemas() -> list[dict[str, object]]:
@@ -36,13 +37,25 @@ def _object_schema(operation: Operation) -> dict[str, object]:
 
 
 def _string_schema() -> dict[str, object]:
-    names = "|".join(re.escape(name) for op in OPERATIONS for name in (op.name, *op.aliases))
+    names = [name for op in OPERATIONS for name in (op.name, *op.aliases)]
+    bare = [name for op in OPERATIONS if _bare(op) for name in (op.name, *op.aliases)]
     forms = [form for operation in OPERATIONS for form in operation.string_forms]
+    named, alone = ("|".join(re.escape(n) for n in group) for group in (names, bare))
     return {
         "title": "OperationString",
-        "description": "The compact form: an operation's name, then = and its value(s).",
+        "description": "The compact form: an operation's name, then = and its value(s); "
+        "a name alone where no value is needed.",
         "type": "string",
         "maxLength": MAX_STRING_LENGTH,
-        "pattern": rf"^\s*(?:{names})\s*(?:=.*)?$",
+        "pattern": rf"^\s*(?:(?:{alone})\s*|(?:{named})\s*=\s*\S.*)$",
         "examples": forms,
     }
+
+
+def _bare(operation: Operation) -> bool:
+    """Return whether the operation's name alone is a whole step, as the parser decides."""
+    try:
+        parse_operations([operation.name])
+    except InvalidOperation:
+        return False
+    return True

@@ -50,4 +50,9 @@ OPERATION = Operation(
     string_forms=("blur=25", "blur=0,2.5"),
     positional=("kernel", "sigma"),
     finish=_finish,
+    # As _finish: sigma 0 needs a kernel above 0.
+    schema_extra={
+        "if": {"required": ["sigma"], "properties": {"sigma": {"const": 0}}},
+        "then": {"required": ["kernel"], "properties": {"kernel": {"minimum": 1}}},
+    },
 )

@@ -94,3 +94,27 @@ def test_the_string_schema_admits_every_documented_string_form() -> None:
     assert all(parse_operations([form]) for form in forms)
     assert not pattern.match("foo=1")
     assert not pattern.match("resized=2")
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [("split", True), ("splitQuadrants=True", True), ("grayscale", True), ("blur", True), ("resize=2", True),
+     ("resize", False), ("crop", False), ("flip", False), ("rotate", False), ("split =", False)],
+)  # fmt: skip
+def test_the_string_schema_agrees_with_the_parser_on_bare_names(text: str, valid: bool) -> None:
+    pattern = re.compile(str(operation_schemas()[-1]["pattern"]))
+    assert bool(pattern.match(text)) is valid
+    try:
+        parse_operations([text])
+        parsed = True
+    except InvalidOperation:
+        parsed = False
+    assert parsed is valid
+
+
+def test_the_blur_schema_refuses_sigma_0_without_a_kernel_as_the_parser_does() -> None:
+    blur = next(s for s in operation_schemas() if s.get("title") == "BlurOperation")
+    validator = jsonschema_rs.validator_for(blur)
+    assert not validator.is_valid({"op": "blur", "sigma": 0})
+    assert validator.is_valid({"op": "blur", "sigma": 0, "kernel": 3})
+    assert validator.is_valid({"op": "blur", "sigma": 2})
