@@ -65,9 +65,14 @@ def run_api(args: argparse.Namespace) -> int:
     import waitress
 
     from app import create_app
+    from worker.settings import Settings
 
+    settings = Settings.from_env()
     waitress.serve(
-        create_app(),
+        create_app({"SETTINGS": settings}),
+        # waitress would buffer a body of up to 1 GiB before Flask's 413; refuse far sooner.
+        # Bodies a little over the limit still reach Flask for its problem+json 413.
+        max_request_body_size=settings.max_body_bytes + 64 * 1024,
         host=args.host,
         port=args.port,
         threads=args.threads,

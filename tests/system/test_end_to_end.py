@@ -129,3 +129,19 @@ def test_a_small_job_does_not_wait_for_a_large_batch(service: Service) -> None:
     assert small_done["state"] == large_done["state"] == "succeeded"
     assert large_then["state"] == "running", "the small job waited for the whole batch"
     assert large_then["progress"]["done"] <= 20, large_then["progress"]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_the_real_server_refuses_a_huge_body_with_413_and_keeps_serving(
+    redis_service: Service, chunked: bool
+) -> None:
+    body = b" " * (8 * 1024 * 1024)
+    data = iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    response = requests.post(
+        f"{redis_service.url}/jobs",
+        data=data,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert requests.get(f"{redis_service.url}/healthz", timeout=10).status_code == 200
