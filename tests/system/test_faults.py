@@ -78,13 +78,18 @@ def test_sigterm_lets_running_images_finish_and_loses_nothing(stack: Stack) -> N
     service = stack(concurrency=2)
     images = [{"input": "photos/cyclo2.jpg", "output": f"out/{n}.jpg"} for n in range(4)]
     job_id = service.submit(images, SLOW_CHAIN)["id"]
-    service.wait_until(job_id, lambda j: [i["state"] for i in j["images"]].count("running") == 2)
+    busy = service.wait_until(
+        job_id, lambda j: [i["state"] for i in j["images"]].count("running") == 2
+    )
+    running = [n for n, image in enumerate(busy["images"]) if image["state"] == "running"]
     worker = service.processes[1]
     worker.send_signal(signal.SIGTERM)  # what `docker stop` sends
     worker.wait(timeout=120)
     job = service.get(job_id)
     states = [image["state"] for image in job["images"]]
-    assert states.count("succeeded") == 2 and states.count("running") == 0, states
+    # The two running at SIGTERM finished; any it had reserved ran too or went back to the queue.
+    assert all(states[n] == "succeeded" for n in running), (running, states)
+    assert set(states) <= {"succeeded", "queued"}, states
     service.spawn("worker", "--concurrency", "2", name="replacement")
     job = service.finish(job_id)
     assert job["state"] == "succeeded"
