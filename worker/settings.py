@@ -44,6 +44,15 @@ class Settings:
     stale_after: int = 360
     concurrency: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
+    def __post_init__(self) -> None:
+        # Celery's prefork pool arms the hard limit only when the soft one fires: a soft
+        # limit at or above the hard one would silently switch the hard limit off.
+        if self.soft_time_limit >= self.hard_time_limit:
+            raise SettingsError(
+                f"IMGSERVE_SOFT_TIME_LIMIT ({self.soft_time_limit} s) must be below "
+                f"IMGSERVE_HARD_TIME_LIMIT ({self.hard_time_limit} s)"
+            )
+
     @property
     def limits(self) -> Limits:
         """Return the pipeline limits these settings ask for."""

@@ -72,3 +72,11 @@ def test_the_embedded_broker_is_a_folder_under_the_state_dir(tmp_path: Path) -> 
 def test_concurrency_defaults_to_the_cpus_this_process_may_use() -> None:
     assert Settings.from_env({}).concurrency == len(os.sched_getaffinity(0))
     assert Settings.from_env({"IMGSERVE_CONCURRENCY": "3"}).concurrency == 3
+
+
+def test_a_soft_time_limit_not_below_the_hard_one_is_refused() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"IMGSERVE_SOFT_TIME_LIMIT": "60", "IMGSERVE_HARD_TIME_LIMIT": "60"})
+    assert str(raised.value) == (
+        "IMGSERVE_SOFT_TIME_LIMIT (60 s) must be below IMGSERVE_HARD_TIME_LIMIT (60 s)"
+    )
