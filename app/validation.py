@@ -8,9 +8,10 @@ now rather than failing later). Nothing is written here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -19,6 +20,8 @@ from app.models import JobRequest
 from pipeline import Problem
 from worker.paths import UnsafePath, resolve_in_root
 from worker.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,15 @@ def validate_job(payload: object, settings: Settings) -> ValidJob:
         request = JobRequest.model_validate(payload)
     except ValidationError as exc:
         problems += [_from_pydantic(error) for error in exc.errors()]
-    chain = _collect(problems, pipeline.parse_operations, payload.get("operations"), settings)
-    encode = _collect(problems, pipeline.parse_encode_options, payload.get("encode"), None)
+    operations = payload.get("operations")  # a missing list is reported by the model
+    chain = (
+        None
+        if operations is None
+        else _collect(
+            problems, lambda: pipeline.parse_operations(operations, limits=settings.limits)
+        )
+    )
+    encode = _collect(problems, lambda: pipeline.parse_encode_options(payload.get("encode")))
     images: list[PlannedImage] = []
     if request is not None:
         if len(request.images) > settings.max_images:
@@ -83,12 +93,10 @@ def validate_job(payload: object, settings: Settings) -> ValidJob:
     return ValidJob(chain=chain, encode=encode, images=images)
 
 
-def _collect(problems: list[Problem], parse: Any, value: object, settings: Settings | None) -> Any:
+def _collect(problems: list[Problem], parse: Callable[[], T]) -> T | None:
     """Run a pipeline parser, adding its problems to the list instead of raising."""
-    if value is None and settings is not None:
-        return None  # a missing "operations" is reported by the model
     try:
-        return parse(value, limits=settings.limits) if settings else parse(value)
+        return parse()
     except pipeline.InvalidOperation as exc:
         problems.extend(exc.problems)
         return None
