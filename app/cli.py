@@ -82,16 +82,19 @@ def run_api(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_argv(concurrency: int, loglevel: str, *, embedded: bool) -> list[str]:
+def worker_argv(
+    concurrency: int, loglevel: str, *, embedded: bool, task_events: bool = False
+) -> list[str]:
     """Return the Celery worker arguments imgserve runs with."""
     argv = [
         "worker",
         "--pool=prefork",
         f"--concurrency={concurrency}",
         f"--loglevel={loglevel}",
-        "--task-events",
         f"--hostname=imgserve-{os.getpid()}@%h",
     ]
+    if task_events:
+        argv.append("--task-events")
     if embedded:  # the filesystem transport has no broadcast worth the wait
         argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     return argv
@@ -102,7 +105,10 @@ def run_worker(args: argparse.Namespace) -> int:
     from worker.celery_app import app, settings
 
     concurrency = args.concurrency or settings.concurrency
-    app.worker_main(worker_argv(concurrency, args.loglevel, embedded=settings.embedded))
+    argv = worker_argv(
+        concurrency, args.loglevel, embedded=settings.embedded, task_events=settings.task_events
+    )
+    app.worker_main(argv)
     return 0
 
 

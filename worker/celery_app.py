@@ -3,8 +3,8 @@
 With ``REDIS_URL`` the broker is Redis; without it, kombu's filesystem transport
 under ``IMGSERVE_STATE_DIR/queue`` (no server at all). Either way: JSON only,
 late acks with requeue when a worker process dies, one task prefetched per
-process, time limits below the broker's visibility timeout, task events on so
-Flower shows every image.
+process, time limits below the broker's visibility timeout, task events only where
+``IMGSERVE_TASK_EVENTS`` asks for them (Docker Compose does, for Flower).
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.soft_time_limit,
         "task_time_limit": settings.hard_time_limit,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost ~2.7 ms of CPU an image (benchmarks/RESULTS-service.md); they are
+        # for Flower, which also switches them on in running workers when it starts.
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "worker_hijack_root_logger": False,
         "include": ["worker.tasks"],
     }

@@ -42,6 +42,7 @@ class Settings:
     max_pixels: int = 100_000_000
     max_input_bytes: int = 200 * 1024 * 1024
     stale_after: int = 360
+    task_events: bool = False
     concurrency: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
     def __post_init__(self) -> None:
@@ -102,7 +103,12 @@ class Settings:
     def _kind(cls, name: str) -> type:
         """Return the type of the field called name (annotations are strings here)."""
         annotation = cls.__dataclass_fields__[name].type
-        return {"int": int, "Path": Path, "Path | None": Path}.get(str(annotation), str)
+        kinds = {"int": int, "bool": bool, "Path": Path, "Path | None": Path}
+        return kinds.get(str(annotation), str)
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:
@@ -115,6 +121,10 @@ def _convert(name: str, raw: str, kind: type) -> Any:
         if value < 1:
             raise SettingsError(f"{name}={raw!r} must be at least 1")
         return value
+    if kind is bool:
+        if raw.lower() in _TRUE or raw.lower() in _FALSE:
+            return raw.lower() in _TRUE
+        raise SettingsError(f"{name}={raw!r} is not one of 1, 0, true, false, yes, no, on, off")
     if kind is Path:
         return Path(raw).expanduser()
     return raw

@@ -262,6 +262,8 @@ def test_every_image_service_finds_redis_and_the_storage_root_in_its_environment
         assert (service["build"], service["image"]) == (".", "imgserve:latest"), name
         assert service["environment"]["REDIS_URL"] == COMPOSE_REDIS_URL, name
         assert service["environment"]["IMGSERVE_ROOT"] == STORAGE_ROOT, name
+        # Flower's dashboard lives on task events; each service sends its own.
+        assert Settings.from_env(service["environment"]).task_events, name
         assert service["restart"] == "unless-stopped", name
     # redis://redis:6379 is the redis service on its default port.
     assert "--port" not in SERVICES["redis"]["command"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from app.cli import worker_argv
 from worker.celery_app import celery_config
 from worker.settings import Settings, SettingsError
 
@@ -59,7 +61,29 @@ def test_celery_is_configured_for_reliability(tmp_path: Path) -> None:
     assert config["accept_content"] == ["json"] and config["task_serializer"] == "json"
     assert config["task_soft_time_limit"] < config["task_time_limit"]
     assert config["task_time_limit"] < config["broker_transport_options"]["visibility_timeout"]
-    assert config["worker_send_task_events"] and config["task_send_sent_event"]
+    assert not config["worker_send_task_events"] and not config["task_send_sent_event"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("1", True), ("true", True), ("ON", True), ("0", False), ("no", False)]
+)
+def test_task_events_are_off_unless_asked_for(tmp_path: Path, raw: str, expected: bool) -> None:
+    settings = Settings.from_env({"IMGSERVE_TASK_EVENTS": raw}, root=tmp_path)
+    assert settings.task_events is expected
+    config = celery_config(replace(settings, redis_url="redis://h:1/0"))
+    assert config["worker_send_task_events"] is expected
+    assert config["task_send_sent_event"] is expected
+    assert (
+        "--task-events" in worker_argv(2, "INFO", embedded=False, task_events=expected)
+    ) is expected
+
+
+def test_a_task_events_value_that_is_not_a_switch_is_refused() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"IMGSERVE_TASK_EVENTS": "maybe"})
+    assert str(raised.value) == (
+        "IMGSERVE_TASK_EVENTS='maybe' is not one of 1, 0, true, false, yes, no, on, off"
+    )
 
 
 def test_the_embedded_broker_is_a_folder_under_the_state_dir(tmp_path: Path) -> None:
