@@ -159,7 +159,8 @@ def openapi_document(*, max_images: int, max_operations: int) -> dict[str, Any]:
                             "wait",
                             "query",
                             {"type": "number", "minimum": 0, "maximum": 30},
-                            "Seconds to wait for a change.",
+                            "Seconds to wait: the answer comes when the job finishes, or"
+                            " once it changed but not before 0.25 s (progress is gathered).",
                         ),
                     ],
                     "responses": {

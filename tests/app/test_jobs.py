@@ -6,8 +6,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
+from app import job_service
 from app.services import Services
 from tests.support import RecordingQueue
 
@@ -82,6 +84,32 @@ def test_long_poll_answers_as_soon_as_the_job_changes(
     waited = time.monotonic() - started
     assert response.get_json()["state"] == "running"
     assert 0.25 < waited < 5
+
+
+def test_long_poll_gathers_progress_for_a_quarter_second_but_answers_a_finish_at_once(
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = [{"input": PHOTO, "output": f"o{n}.jpg"} for n in range(2)]
+    job = submit(client, images=images, operations=["blur=3"])
+    store = services.store
+    threading.Timer(0.02, lambda: store.start_image(job["id"], 0, max_attempts=3)).start()
+    started = time.monotonic()
+    body = client.get(f"/jobs/{job['id']}?wait=10").get_json()
+    assert time.monotonic() - started >= job_service.PROGRESS_INTERVAL == 0.25
+    assert (body["state"], body["images"][0]["state"]) == ("running", "running")
+
+    def finish() -> None:
+        store.finish_image(job["id"], 0, error=None, timings=[])
+        store.start_image(job["id"], 1, max_attempts=3)
+        store.finish_image(job["id"], 1, error=None, timings=[])
+
+    monkeypatch.setattr(job_service, "PROGRESS_INTERVAL", 5.0)  # a finish does not wait for it
+    threading.Timer(0.02, finish).start()
+    started = time.monotonic()
+    body = client.get(f"/jobs/{job['id']}?wait=10").get_json()
+    assert time.monotonic() - started < 3
+    assert body["state"] == "succeeded"
+    assert body["progress"]["done"] == 2
 
 
 def test_long_poll_of_a_finished_job_answers_at_once(

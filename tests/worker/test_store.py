@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from worker.jobs import ImageRecord, Job, new_job_id
-from worker.store import BUCKETS, JobStore, StoreUnavailable
+from worker.store import BUCKETS, JobStore, Peek, StoreUnavailable
 from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
 
@@ -214,6 +214,59 @@ def test_wait_gives_up_after_its_timeout(store: JobStore) -> None:
     started = time.monotonic()
     store.wait(job.id, version=0, timeout=0.3)
     assert 0.25 < time.monotonic() - started < 3
+
+
+def test_peek_reads_the_version_whether_the_job_finished_and_when_it_changed(
+    store: JobStore,
+) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    assert store.peek(job.id) == Peek(version=0, finished=False, changed_at=job.created_at)
+    store.start_image(job.id, 0, max_attempts=3)
+    store.finish_image(job.id, 0, error=None, timings=[])
+    seen = store.peek(job.id)
+    assert seen is not None and (seen.version, seen.finished) == (2, True)
+    assert seen.changed_at >= job.created_at
+    assert store.peek("no-such-job") is None
+
+
+def test_a_coalesced_wait_answers_a_progress_change_only_after_the_interval(
+    store: JobStore,
+) -> None:
+    job = make_job(images=2)
+    store.create(job, window=2)
+    timer = threading.Timer(0.1, lambda: store.start_image(job.id, 0, max_attempts=3))
+    started = time.monotonic()
+    timer.start()
+    store.wait(job.id, version=0, timeout=10, coalesce=1.5)
+    waited = time.monotonic() - started
+    timer.join()
+    seen = store.peek(job.id)
+    assert seen is not None and (seen.version, seen.finished) == (1, False)
+    assert 1.5 <= waited < 5
+
+
+def test_a_coalesced_wait_answers_at_once_when_the_job_finishes(store: JobStore) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    store.start_image(job.id, 0, max_attempts=3)
+
+    def finish() -> None:
+        store.finish_image(job.id, 0, error=None, timings=[])
+
+    timer = threading.Timer(0.2, finish)
+    started = time.monotonic()
+    timer.start()
+    store.wait(job.id, version=1, timeout=10, coalesce=5)
+    waited = time.monotonic() - started
+    timer.join()
+    assert 0.15 < waited < 3
+
+
+def test_a_wait_on_a_missing_job_answers_at_once(store: JobStore) -> None:
+    started = time.monotonic()
+    store.wait("no-such-job", version=0, timeout=5, coalesce=1)
+    assert time.monotonic() - started < 1
 
 
 def test_stats_count_jobs_images_and_operation_times(store: JobStore) -> None:

@@ -4,7 +4,7 @@ Two back ends keep the same contract (tests/worker/test_store.py runs one suite
 against both): Redis, when ``REDIS_URL`` is set, and SQLite under
 ``IMGSERVE_STATE_DIR`` for the embedded default. Every state change is atomic
 (a Lua script or one SQLite transaction), bumps the job's ``version`` and wakes
-long-polls waiting on it.
+long-polls waiting on it (Redis: pub/sub; SQLite: a 50 ms poll).
 
 Errors::
 
@@ -92,6 +92,15 @@ def stats_from_counters(jobs: dict[str, int], values: dict[str, Any]) -> Stats:
     return Stats(jobs=jobs, images=images, operations=operations)
 
 
+@dataclass(frozen=True)
+class Peek:
+    """What a long-poll needs to know of a job before it waits: a few fields, not the job."""
+
+    version: int
+    finished: bool
+    changed_at: float
+
+
 class JobStore(Protocol):
     """What the API and the workers ask of a job store."""
 
@@ -132,8 +141,16 @@ class JobStore(Protocol):
     def reap_stale(self, job_id: str, *, older_than: float) -> int:
         """Fail the images whose worker is gone (see Job.reap); return how many."""
 
-    def wait(self, job_id: str, *, version: int, timeout: float) -> None:
-        """Return once the job's version differs from version, or after timeout seconds."""
+    def peek(self, job_id: str) -> Peek | None:
+        """Return the job's version, whether it is finished and when it last changed."""
+
+    def wait(self, job_id: str, *, version: int, timeout: float, coalesce: float = 0.0) -> None:
+        """Return once the job's version differs from version, or after timeout seconds.
+
+        With coalesce, a change that leaves the job unfinished answers only once coalesce
+        seconds have passed since the call (later changes join it); a finished job, or a
+        missing one, answers at once.
+        """
 
     def stats(self) -> Stats:
         """Return counts of jobs by state, images by outcome, and operation times."""

@@ -6,7 +6,8 @@ Layout (every key under the ``imgserve:`` prefix)::
                       cancelled, running, next_index, version, and per image n:
                       i<n>:s state (absent = queued), i<n>:a attempts, i<n>:e error,
                       i<n>:t start time; expires ttl seconds after creation
-    job:<id>:changed  pub/sub channel: the new version, after every change
+    changed           pub/sub channel: "<job key> <version> <finished 0|1>" after every
+                      change of any job (see worker.store.redis_changes)
     jobs              sorted set of job ids by creation time (for GET /jobs)
     stats             hash of counters for /metrics
 
@@ -18,6 +19,7 @@ costs one round trip.
 from __future__ import annotations
 
 import json
+import queue
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +29,8 @@ import redis
 from redis.commands.core import Script
 
 from worker.jobs import JOB_STATES, Job, Start, gave_up_message, idle_message, stale_message
-from worker.store import Stats, StoreUnavailable, counter_increments, stats_from_counters
+from worker.store import Peek, Stats, StoreUnavailable, counter_increments, stats_from_counters
+from worker.store.redis_changes import CHANNEL, RECHECK_SECONDS, Change, ChangeListener
 
 PREFIX = "imgserve:"
 JOBS_INDEX = PREFIX + "jobs"
@@ -40,7 +43,9 @@ local function image_state(i) return redis.call('HGET', key, 'i' .. i .. ':s') o
 local function bump(now)
   local v = redis.call('HINCRBY', key, 'version', 1)
   redis.call('HSET', key, 'changed_at', now)
-  redis.call('PUBLISH', key .. ':changed', v)
+  local finished = '0'
+  if (redis.call('HGET', key, 'finished_at') or '') ~= '' then finished = '1' end
+  redis.call('PUBLISH', '$CHANNEL', key .. ' ' .. v .. ' ' .. finished)
 end
 local function settle(now)
   local state = redis.call('HGET', key, 'state')
@@ -69,6 +74,8 @@ local function final(state)
   return state ~= 'queued' and state ~= 'running'
 end
 """
+
+_PRELUDE = _PRELUDE.replace("$CHANNEL", CHANNEL)
 
 _CLAIM_NEXT = """
 if redis.call('EXISTS', key) == 0 or final(redis.call('HGET', key, 'state')) then return -1 end
@@ -160,6 +167,7 @@ class RedisJobStore:
         self._finish_image = self._script(_FINISH_IMAGE)
         self._cancel = self._script(_CANCEL)
         self._reap = self._script(_REAP)
+        self._changes = ChangeListener(client)
 
     @classmethod
     def from_url(cls, url: str, *, ttl: int) -> RedisJobStore:
@@ -269,21 +277,46 @@ class RedisJobStore:
             n = self._reap(keys=[_key(job_id)], args=[older_than, now, lost, idle])
         return int(n)
 
-    def wait(self, job_id: str, *, version: int, timeout: float) -> None:
-        """Return once the job's version changed (woken by pub/sub), or after timeout."""
-        deadline = time.monotonic() + timeout
+    def peek(self, job_id: str) -> Peek | None:
+        """Return the job's version, whether it is finished and when it last changed."""
         with self._answering():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-            try:
-                pubsub.subscribe(_key(job_id) + ":changed")
-                current = self.client.hget(_key(job_id), "version")
-                if current is None or int(current) != version:
-                    return
-                while (left := deadline - time.monotonic()) > 0:
-                    if pubsub.get_message(timeout=left) is not None:
+            version, finished_at, changed_at = cast(
+                list[bytes | None],
+                self.client.hmget(_key(job_id), ["version", "finished_at", "changed_at"]),
+            )
+        if version is None:
+            return None
+        return Peek(int(version), bool(finished_at), float(changed_at or 0))
+
+    def wait(self, job_id: str, *, version: int, timeout: float, coalesce: float = 0.0) -> None:
+        """Return once the job changed (woken by the shared listener), or after timeout."""
+        now = time.monotonic()
+        deadline, settle_at = now + timeout, now + coalesce
+        key = _key(job_id)
+        inbox = self._changes.register(key)
+        try:
+            changed, read = False, True
+            while True:
+                if read:  # at the start, then every RECHECK_SECONDS without a message
+                    seen = self.peek(job_id)
+                    if seen is None or seen.finished:
                         return
-            finally:
-                pubsub.close()
+                    changed = changed or seen.version != version
+                now = time.monotonic()
+                if now >= deadline or (changed and now >= settle_at):
+                    return
+                recheck = now + RECHECK_SECONDS
+                until = min(deadline, settle_at if changed else deadline, recheck)
+                try:
+                    change: Change = inbox.get(timeout=until - now)
+                except queue.Empty:
+                    read = until == recheck
+                    continue
+                if change.finished:
+                    return
+                changed, read = changed or change.version != version, False
+        finally:
+            self._changes.unregister(key, inbox)
 
     def stats(self) -> Stats:
         """Return counts of jobs by state, images by outcome, and operation times."""

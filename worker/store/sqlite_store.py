@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from worker.jobs import JOB_STATES, ImageRecord, Job, Start
-from worker.store import Stats, StoreUnavailable, counter_increments, stats_from_counters
+from worker.store import Peek, Stats, StoreUnavailable, counter_increments, stats_from_counters
 
 T = TypeVar("T")
 
@@ -180,13 +180,32 @@ class SqliteJobStore:
         now = time.time()
         return self._change(job_id, lambda job: job.reap(older_than=older_than, now=now), 0)
 
-    def wait(self, job_id: str, *, version: int, timeout: float) -> None:
-        """Return once the job's version changed, or after timeout."""
-        deadline = time.monotonic() + timeout
-        db = self._connection()
-        while time.monotonic() < deadline:
-            row = db.execute("SELECT version FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None or row["version"] != version:
+    def peek(self, job_id: str) -> Peek | None:
+        """Return the job's version, whether it is finished and when it last changed."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT version, finished_at, changed_at FROM jobs"
+                " WHERE id = ? AND expires_at >= ?",
+                (job_id, time.time()),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return Peek(row["version"], row["finished_at"] is not None, row["changed_at"] or 0.0)
+
+    def wait(self, job_id: str, *, version: int, timeout: float, coalesce: float = 0.0) -> None:
+        """Return once the job changed (polled every 50 ms), or after timeout."""
+        started = time.monotonic()
+        deadline, settle_at = started + timeout, started + coalesce
+        changed = False
+        while (now := time.monotonic()) < deadline:
+            seen = self.peek(job_id)
+            if seen is None or seen.finished:
+                return
+            changed = changed or seen.version != version
+            if changed and now >= settle_at:
                 return
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 

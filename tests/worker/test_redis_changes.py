@@ -1,0 +1,111 @@
+"""Long-polls on Redis share one subscription and never hang on a lost message or server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support import RedisServer
+from tests.worker.test_store import make_job
+from worker.store import StoreUnavailable
+from worker.store.redis_changes import RECHECK_SECONDS, parse
+from worker.store.redis_store import RedisJobStore, _key
+
+
+def test_a_published_change_names_the_job_its_version_and_whether_it_finished() -> None:
+    key, change = parse(b"imgserve:job:ab 12 1")
+    assert (key, change.version, change.finished) == ("imgserve:job:ab", 12, True)
+
+
+def test_many_waits_share_one_subscription_and_each_wakes_for_its_own_job(
+    redis_url: str,
+) -> None:
+    store = RedisJobStore.from_url(redis_url, ttl=3600)
+    jobs = [make_job(images=1) for _ in range(10)]
+    for job in jobs:
+        store.create(job, window=1)
+        store.start_image(job.id, 0, max_attempts=3)
+    answered: dict[str, float] = {}
+
+    def wait(job_id: str) -> None:
+        store.wait(job_id, version=1, timeout=20, coalesce=10)
+        answered[job_id] = time.monotonic()
+
+    threads = [threading.Thread(target=wait, args=(job.id,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    assert len(store.client.client_list(_type="pubsub")) == 1
+    assert answered == {}
+    store.finish_image(jobs[3].id, 0, error=None, timings=[])
+    deadline = time.monotonic() + 5
+    while jobs[3].id not in answered and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(answered) == [jobs[3].id]  # the other nine still wait
+    for job in jobs:
+        store.finish_image(job.id, 0, error=None, timings=[])
+    for thread in threads:
+        thread.join(timeout=5)
+    assert sorted(answered) == sorted(job.id for job in jobs)
+
+
+def test_a_change_whose_message_was_lost_answers_at_the_next_read(redis_url: str) -> None:
+    store = RedisJobStore.from_url(redis_url, ttl=3600)
+    job = make_job(images=1)
+    store.create(job, window=1)
+    # Finished behind the listener's back: no message is published.
+    timer = threading.Timer(
+        0.2, lambda: store.client.hset(_key(job.id), mapping={"version": 5, "finished_at": 1.0})
+    )
+    started = time.monotonic()
+    timer.start()
+    store.wait(job.id, version=0, timeout=20)
+    timer.join()
+    assert 0.15 < time.monotonic() - started < RECHECK_SECONDS + 2
+
+
+def test_a_wait_fails_as_unavailable_when_redis_goes_away(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        store = RedisJobStore.from_url(server.url, ttl=3600)
+        job = make_job(images=1)
+        store.create(job, window=1)
+        threading.Timer(0.3, server.stop).start()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            store.wait(job.id, version=0, timeout=20)
+        assert time.monotonic() - started < RECHECK_SECONDS + 5
+    finally:
+        server.stop()
+
+
+def test_the_listener_thread_resubscribes_after_redis_comes_back(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        store = RedisJobStore.from_url(server.url, ttl=3600)
+        job = make_job(images=1)
+        store.create(job, window=1)
+        store.wait(job.id, version=0, timeout=0.2)  # the listener is up
+        server.stop()
+        time.sleep(0.5)
+        server.start()
+        store.create(job, window=1)
+        timer = threading.Timer(0.3, lambda: store.start_image(job.id, 0, max_attempts=3))
+        timer.start()
+        started = time.monotonic()
+        store.wait(job.id, version=0, timeout=20)
+        timer.join()
+        assert time.monotonic() - started < RECHECK_SECONDS + 3
+        client = redis.Redis.from_url(server.url)
+        deadline = time.monotonic() + 5
+        while len(client.client_list(_type="pubsub")) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(client.client_list(_type="pubsub")) == 1
+    finally:
+        server.stop()
