@@ -21,7 +21,10 @@ T = TypeVar("T")
 
 
 def submit_job(services: Services, payload: Any) -> Job:
-    """Validate a job, store it and enqueue its first window of images."""
+    """Validate a job, store it and enqueue its first window of images, one task each.
+
+    Nothing is known yet of how long its images take; the workers batch the rest.
+    """
     try:
         valid = validate_job(payload, services.settings)
     except JobProblems as exc:
@@ -40,7 +43,7 @@ def submit_job(services: Services, payload: Any) -> Job:
             f"the job store does not answer, nothing was stored: {exc}"
         ) from None
     try:
-        services.enqueue(job.id, first)
+        services.enqueue(job.id, [range(n, n + 1) for n in first])
     except Exception as exc:
         _withdraw(services, job.id)
         raise ServiceUnavailable(

@@ -14,7 +14,8 @@ from worker.queue import queue_depth
 from worker.settings import Settings
 from worker.store import JobStore, open_store
 
-Enqueue = Callable[[str, list[int]], None]
+Enqueue = Callable[[str, list[range]], None]
+"""Send one task per range of a job's image indices."""
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Services:
         return cls(
             settings=settings,
             store=open_store(settings),
-            enqueue=lambda job_id, indices: enqueue_images(celery, job_id, indices),
+            enqueue=lambda job_id, batches: enqueue_images(celery, job_id, batches),
             queue_depth=lambda: queue_depth(celery),
             broker_ping=lambda: _broker_ping(celery),
         )

@@ -249,7 +249,7 @@ def throughput_report(
         f"- The service gets each batch as {bench.args.jobs} job(s), one POST each, then "
         "`GET /jobs/<id>?wait=30` until it settles: timed from the first POST to the answer that "
         "shows it settled. One job is how a batch client uses imgserve, and it exercises the "
-        "job window (claim_next, enqueue the next image). The direct pool is a spawned "
+        "job window (claim_next, enqueue the next task). The direct pool is a spawned "
         "ProcessPoolExecutor of the same size, its processes set up as worker/tasks.py's "
         "`_init_process` sets up a worker's (`configure_opencv(1)`, `keep_large_allocations()`), "
         "one `submit` per image, timed from the first "

@@ -77,10 +77,14 @@ class RecordingQueue:
     """Stands in for the broker: records what would be enqueued."""
 
     sent: list[tuple[str, list[int]]] = field(default_factory=list)
+    """Each enqueue: the job and the indices of all its tasks."""
+    tasks: list[tuple[str, range]] = field(default_factory=list)
+    """Each task sent: the job and its range of image indices."""
     fail: bool = False
 
-    def enqueue(self, job_id: str, indices: list[int]) -> None:
+    def enqueue(self, job_id: str, batches: list[range]) -> None:
         """Record one enqueue, or fail like a broker that is down."""
         if self.fail:
             raise ConnectionError("broker down")
-        self.sent.append((job_id, list(indices)))
+        self.sent.append((job_id, [n for batch in batches for n in batch]))
+        self.tasks += [(job_id, batch) for batch in batches]

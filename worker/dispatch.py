@@ -9,8 +9,9 @@ from celery import Celery
 from worker.celery_app import QUEUE, TASK_NAME
 
 
-def enqueue_images(app: Celery, job_id: str, indices: Iterable[int]) -> None:
-    """Send one task per image index of a job, over one broker connection."""
+def enqueue_images(app: Celery, job_id: str, batches: Iterable[range]) -> None:
+    """Send one task per batch (a range of a job's image indices), over one connection."""
     with app.producer_or_acquire() as producer:
-        for index in indices:
-            app.send_task(TASK_NAME, args=(job_id, index), queue=QUEUE, producer=producer)
+        for batch in batches:
+            args = (job_id, batch.start, len(batch))
+            app.send_task(TASK_NAME, args=args, queue=QUEUE, producer=producer)

@@ -159,12 +159,18 @@ class Job:
     # store applies them inside one transaction; the Redis store's Lua scripts mirror
     # them, and tests/worker/test_store.py holds both to the same behaviour.
 
-    def claim_next(self) -> int | None:
-        """Take the index of the next image to enqueue, or None when none is left."""
+    def claim_next(self, *, count: int = 1, window: int = 1) -> range:
+        """Take the next images to enqueue as one task: up to count of them (at least one).
+
+        A task never takes more than 1/window of the images left, so the tasks of a
+        job's window share its tail. Empty when none is left.
+        """
         if self.state in FINAL_JOB_STATES or self.next_index >= self.total:
-            return None
-        self.next_index += 1
-        return self.next_index - 1
+            return range(0)
+        left = self.total - self.next_index
+        taken = max(1, min(count, -(-left // window)))
+        self.next_index += taken
+        return range(self.next_index - taken, self.next_index)
 
     def start_image(self, index: int, *, max_attempts: int, now: float) -> Start:
         """Mark an image running and count the attempt, unless it must not run."""

@@ -1,10 +1,13 @@
-"""The one task: process image ``index`` of job ``job_id``, then enqueue the job's next.
+"""The one task: process images ``index`` .. ``index + count - 1`` of job ``job_id``, then
+enqueue the job's next task.
 
-Tasks take references, never pixels. The work itself is ``handle_image``, a plain
+Tasks take references, never pixels. The work itself is ``handle_images``, a plain
 function of a store and settings, so it is tested without Celery. Each job keeps
-at most ``IMGSERVE_JOB_WINDOW`` images in the queue and each finished image
-enqueues the job's next one at the back, so jobs take turns: a small job never
-waits for a large batch to drain.
+at most ``IMGSERVE_JOB_WINDOW`` tasks in the queue and each finished task enqueues
+the job's next one at the back, so jobs take turns: a small job never waits for a
+large batch to drain. A task is one image, except that a job's cheap images are
+grouped so a task runs for about ``IMGSERVE_BATCH_MS`` (a Celery task costs a few
+ms of CPU around its work, as much as a small image's whole processing).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from celery.signals import task_failure, worker_process_init
 import pipeline
 from worker.celery_app import TASK_NAME, app, settings
 from worker.dispatch import enqueue_images
-from worker.jobs import Job
+from worker.jobs import Job, Start
 from worker.memory import keep_large_allocations
 from worker.paths import UnsafePath, resolve_in_root
 from worker.settings import Settings
@@ -29,23 +32,58 @@ from worker.store import JobStore, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
-Enqueue = Callable[[str, list[int]], None]
+Enqueue = Callable[[str, list[range]], None]
 Timings = list[tuple[str, float]]
 
+MAX_BATCH = 32
+"""Images one task may take at most, however cheap they are."""
 
-def handle_image(
-    store: JobStore, settings: Settings, job_id: str, index: int, enqueue: Enqueue
-) -> str:
-    """Run one image of a job if it should run, record the outcome, enqueue the next."""
-    decision = store.start_image(job_id, index, max_attempts=settings.max_attempts)
-    if decision == "run":
+
+def handle_images(
+    store: JobStore, settings: Settings, job_id: str, batch: range, enqueue: Enqueue
+) -> list[Start]:
+    """Run a task's images in turn, record each, then enqueue the job's next task.
+
+    Each image is started and finished in the store on its own, so a task that dies
+    halfway is redelivered and redoes only the images it had not finished.
+    """
+    decisions: list[Start] = []
+    seconds: list[float] = []
+    for index in batch:
+        decision = store.start_image(job_id, index, max_attempts=settings.max_attempts)
+        decisions.append(decision)
+        if decision != "run":
+            continue
         job = _spec(store, job_id)
         if job is None:  # expired while queued
-            return "skip"
+            return decisions
+        started = time.perf_counter()
         error, timings = run_image(job, index, settings)
+        seconds.append(time.perf_counter() - started)
         store.finish_image(job_id, index, error=error, timings=timings)
-    enqueue_next(store, job_id, enqueue)
-    return decision
+        if error == soft_limit_error(settings) and index + 1 < batch.stop:
+            # The hard limit follows soon: hand the images not started to a new task.
+            enqueue(job_id, [range(index + 1, batch.stop)])
+            break
+    enqueue_next(store, settings, job_id, enqueue, batch_size(seconds, settings))
+    return decisions
+
+
+def batch_size(seconds: list[float], settings: Settings) -> int:
+    """Return how many images the job's next task takes, from how long these ones took.
+
+    A Celery task costs a few ms of CPU around its work; cheap images are grouped so
+    that a task runs for about IMGSERVE_BATCH_MS, expensive ones go one per task.
+    """
+    if not seconds:
+        return 1
+    per_image = sum(seconds) / len(seconds)
+    return max(1, min(MAX_BATCH, int(settings.batch_ms / 1000 / max(per_image, 1e-6))))
+
+
+def soft_limit_error(settings: Settings) -> str:
+    """Return the error of an image stopped at the soft time limit."""
+    return f"timed out: stopped at the soft time limit of {settings.soft_time_limit} s"
 
 
 _SPECS: dict[str, Job] = {}
@@ -64,10 +102,12 @@ def _spec(store: JobStore, job_id: str) -> Job | None:
     return job
 
 
-def enqueue_next(store: JobStore, job_id: str, enqueue: Enqueue) -> None:
-    """Keep the job's window full: enqueue its next image, if any, at the back of the queue."""
-    following = store.claim_next(job_id)
-    if following is not None:
+def enqueue_next(
+    store: JobStore, settings: Settings, job_id: str, enqueue: Enqueue, count: int = 1
+) -> None:
+    """Keep the job's window full: enqueue its next task, if any, at the back of the queue."""
+    following = store.claim_next(job_id, count=count, window=settings.job_window)
+    if following:
         enqueue(job_id, [following])
 
 
@@ -93,7 +133,7 @@ def run_image(
     except pipeline.PipelineError as exc:
         return exc.detail, timings
     except SoftTimeLimitExceeded:
-        return f"timed out: stopped at the soft time limit of {settings.soft_time_limit} s", timings
+        return soft_limit_error(settings), timings
     except Exception as exc:
         log.exception("image %d of job %s failed unexpectedly", index, job.id)
         return f"internal error: {type(exc).__name__}", timings
@@ -114,22 +154,36 @@ def _store() -> JobStore:
     return open_store(settings)
 
 
-def _enqueue(job_id: str, indices: list[int]) -> None:
-    """Enqueue images on this worker's broker."""
-    enqueue_images(app, job_id, indices)
+def _enqueue(job_id: str, batches: list[range]) -> None:
+    """Enqueue tasks on this worker's broker."""
+    enqueue_images(app, job_id, batches)
 
 
 @task_failure.connect
 def _record_hard_time_limit(
     sender: Any = None, exception: BaseException | None = None, args: Any = None, **_: object
 ) -> None:
-    """Fail an image whose process the hard time limit killed (reported in the main process)."""
+    """Fail the image whose process the hard time limit killed (reported in the main process).
+
+    Its task's images before it are finished; those after it go to a new task.
+    """
     if getattr(sender, "name", None) != TASK_NAME or not isinstance(exception, TimeLimitExceeded):
         return
-    job_id, index = args
+    job_id, batch = _task_images(*args)
     error = f"timed out: stopped at the hard time limit of {settings.hard_time_limit} s"
-    _store().finish_image(job_id, index, error=error, timings=[])
-    enqueue_next(_store(), job_id, _enqueue)
+    store = _store()
+    for index in batch:
+        store.finish_image(job_id, index, error=error, timings=[])  # only the running one
+    job = store.get(job_id)
+    rest = [n for n in batch if job is not None and job.images[n].state == "queued"]
+    if rest:
+        _enqueue(job_id, [range(rest[0], rest[-1] + 1)])
+    enqueue_next(store, settings, job_id, _enqueue)
+
+
+def _task_images(job_id: str, index: int, count: int = 1) -> tuple[str, range]:
+    """Return a task's job and its range of images from the task's arguments."""
+    return job_id, range(index, index + count)
 
 
 @worker_process_init.connect
@@ -146,11 +200,17 @@ def _init_process(**_: object) -> None:
     retry_backoff=True,
     max_retries=5,
 )
-def process_image(job_id: str, index: int) -> str:
-    """Process image index of job job_id."""
+def process_image(job_id: str, index: int, count: int = 1) -> list[str]:
+    """Process image index of job job_id, and the count - 1 images after it."""
     started = time.perf_counter()
-    decision = handle_image(_store(), settings, job_id, index, _enqueue)
+    batch = range(index, index + count)
+    decisions = handle_images(_store(), settings, job_id, batch, _enqueue)
+    which = f"image {index}" if count == 1 else f"images {index}-{batch[-1]}"
     log.info(
-        "job %s image %d: %s in %.3f s", job_id, index, decision, time.perf_counter() - started
+        "job %s %s: %s in %.3f s",
+        job_id,
+        which,
+        ", ".join(decisions),
+        time.perf_counter() - started,
     )
-    return decision
+    return list(decisions)

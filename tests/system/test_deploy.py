@@ -423,7 +423,7 @@ def test_flower_shows_the_worker_and_its_tasks_through_its_http_api(
     tasks = poll(stack, "the job's tasks in Flower", succeeded)
     assert {task["worker"] for task in tasks} == {node}
     assert sorted(task["args"] for task in tasks) == [
-        repr((job["id"], index)) for index in range(len(photos))
+        repr((job["id"], index, 1)) for index in range(len(photos))
     ]
     up = local.health_check("flower", operator)
     assert (up.returncode, up.stderr) == (0, "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -129,6 +130,27 @@ def test_a_small_job_does_not_wait_for_a_large_batch(service: Service) -> None:
     assert small_done["state"] == large_done["state"] == "succeeded"
     assert large_then["state"] == "running", "the small job waited for the whole batch"
     assert large_then["progress"]["done"] <= 20, large_then["progress"]
+
+
+def test_cheap_images_are_grouped_into_fewer_tasks_each_image_still_its_own(
+    service: Service,
+) -> None:
+    small = np.full((64, 48, 3), (10, 120, 240), np.uint8)
+    assert cv2.imwrite(str(service.root / "small.png"), small)
+    images = [{"input": "small.png", "output": f"many/{n}.png"} for n in range(120)]
+    job = service.finish(service.submit(images, ["resize=0.5"])["id"])
+    assert job["state"] == "succeeded" and job["progress"]["done"] == 120
+    for n in range(120):
+        out = cv2.imread(str(service.root / f"many/{n}.png"))
+        assert out.shape == (32, 24, 3) and tuple(out[5, 5]) == (10, 120, 240)
+    # The worker logs one line a task: "job <id> image 3: run ..." or "images 8-19: ...".
+    log = "\n".join(path.read_text(errors="replace") for path in service.logs)
+    ranges = [
+        range(int(first), int(last or first) + 1)
+        for first, last in re.findall(rf"job {job['id']} images? (\d+)(?:-(\d+))?:", log)
+    ]
+    assert sorted(n for batch in ranges for n in batch) == list(range(120))
+    assert len(ranges) < 60, f"{len(ranges)} tasks for 120 images of 64x48"
 
 
 @pytest.mark.parametrize("chunked", [False, True])

@@ -64,14 +64,33 @@ def test_a_new_job_reads_back_queued_with_its_spec(store: JobStore) -> None:
 def test_an_unknown_job_is_none(store: JobStore) -> None:
     assert store.get("nope") is None
     assert store.cancel("nope") is None
-    assert store.claim_next("nope") is None
+    assert store.claim_next("nope") == range(0)
     assert store.start_image("nope", 0, max_attempts=3) == "skip"
 
 
 def test_claim_next_hands_out_each_index_once_then_none(store: JobStore) -> None:
     job = make_job(images=4)
     store.create(job, window=1)
-    assert [store.claim_next(job.id) for _ in range(4)] == [1, 2, 3, None]
+    claims = [store.claim_next(job.id) for _ in range(4)]
+    assert claims == [range(1, 2), range(2, 3), range(3, 4), range(0)]
+
+
+def test_claim_next_takes_a_batch_but_leaves_the_window_a_share_of_the_tail(
+    store: JobStore,
+) -> None:
+    job = make_job(images=40)
+    store.create(job, window=4)
+    # 36 left, window 4: at most 9 a task; then 27 left (7), 20 (5), 15 (4), 11 (3) ...
+    claims = [store.claim_next(job.id, count=10, window=4) for _ in range(12)]
+    assert claims == [
+        range(4, 13), range(13, 20), range(20, 25), range(25, 29), range(29, 32),
+        range(32, 34), range(34, 36), range(36, 37), range(37, 38), range(38, 39),
+        range(39, 40), range(0),
+    ]  # fmt: skip
+    again = make_job(images=5)
+    store.create(again, window=1)
+    assert store.claim_next(again.id, count=3, window=1) == range(1, 4)
+    assert store.claim_next(again.id, count=3, window=1) == range(4, 5)
 
 
 def test_images_move_the_job_through_running_to_succeeded(store: JobStore) -> None:
@@ -145,7 +164,7 @@ def test_cancel_stops_queued_images_and_lets_running_ones_finish(store: JobStore
     assert cancelled.state == "cancelled" and cancelled.finished_at is None
     assert states(store, job.id) == ["running", "cancelled", "cancelled"]
     assert store.start_image(job.id, 1, max_attempts=3) == "skip"
-    assert store.claim_next(job.id) is None
+    assert store.claim_next(job.id) == range(0)
     store.finish_image(job.id, 0, error=None, timings=[])
     got = store.get(job.id)
     assert got is not None and got.state == "cancelled" and got.finished_at is not None

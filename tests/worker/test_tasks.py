@@ -6,16 +6,18 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import pytest
 
 from tests.support import RecordingQueue
+from worker import tasks
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.settings import Settings
 from worker.store.sqlite_store import SqliteJobStore
-from worker.tasks import handle_image
+from worker.tasks import MAX_BATCH, batch_size, handle_images, soft_limit_error
 
 
 @pytest.fixture
@@ -56,11 +58,11 @@ def test_an_image_is_processed_recorded_and_the_next_one_enqueued(
         [("cyclo2.jpg", "out/a.png"), ("cyclo4.jpg", "out/b.png")],
         [{"op": "resize", "factor": 0.5}],
     )
-    assert handle_image(store, settings, job.id, 0, queue.enqueue) == "run"
+    assert handle_images(store, settings, job.id, range(0, 1), queue.enqueue) == ["run"]
     assert queue.sent == [(job.id, [1])]
     image = cv2.imread(str(settings.root / "out/a.png"))
     assert image.shape == (512, 512, 3)
-    assert handle_image(store, settings, job.id, 1, queue.enqueue) == "run"
+    assert handle_images(store, settings, job.id, range(1, 2), queue.enqueue) == ["run"]
     got = store.get(job.id)
     assert got is not None and got.state == "succeeded"
     stats = store.stats()
@@ -73,7 +75,7 @@ def test_a_bad_image_is_a_failed_result_not_a_retry(
 ) -> None:
     (settings.root / "empty.jpg").write_bytes(b"")
     job = new_job(store, [("empty.jpg", "o.jpg")], [])
-    assert handle_image(store, settings, job.id, 0, RecordingQueue().enqueue) == "run"
+    assert handle_images(store, settings, job.id, range(0, 1), RecordingQueue().enqueue) == ["run"]
     got = store.get(job.id)
     assert got is not None and got.state == "failed"
     assert got.images[0].error
@@ -87,7 +89,7 @@ def test_a_path_swapped_to_escape_the_root_is_caught_by_the_worker(
     outside.mkdir()
     job = new_job(store, [("cyclo4.jpg", "sub/o.jpg")], [])
     (settings.root / "sub").symlink_to(outside)
-    handle_image(store, settings, job.id, 0, RecordingQueue().enqueue)
+    handle_images(store, settings, job.id, range(0, 1), RecordingQueue().enqueue)
     got = store.get(job.id)
     assert got is not None and got.images[0].error == "the output path is outside the storage root"
     assert list(outside.iterdir()) == []
@@ -97,7 +99,7 @@ def test_an_image_of_a_cancelled_job_is_skipped(settings: Settings, store: Sqlit
     queue = RecordingQueue()
     job = new_job(store, [("cyclo4.jpg", "a.jpg"), ("cyclo4.jpg", "b.jpg")], [])
     store.cancel(job.id)
-    assert handle_image(store, settings, job.id, 0, queue.enqueue) == "skip"
+    assert handle_images(store, settings, job.id, range(0, 1), queue.enqueue) == ["skip"]
     assert queue.sent == []
     assert not (settings.root / "a.jpg").exists()
 
@@ -106,10 +108,82 @@ def test_a_redelivered_finished_image_is_not_redone(
     settings: Settings, store: SqliteJobStore
 ) -> None:
     job = new_job(store, [("cyclo4.jpg", "a.jpg")], [])
-    handle_image(store, settings, job.id, 0, RecordingQueue().enqueue)
+    handle_images(store, settings, job.id, range(0, 1), RecordingQueue().enqueue)
     (settings.root / "a.jpg").unlink()
-    assert handle_image(store, settings, job.id, 0, RecordingQueue().enqueue) == "skip"
+    assert handle_images(store, settings, job.id, range(0, 1), RecordingQueue().enqueue) == ["skip"]
     assert not (settings.root / "a.jpg").exists()
+
+
+def test_a_task_runs_its_batch_in_turn_and_sizes_the_next_from_their_times(
+    settings: Settings, store: SqliteJobStore
+) -> None:
+    queue = RecordingQueue()
+    pairs = [("cyclo1.jpg", f"out/{n}.jpg") for n in range(12)]
+    job = new_job(store, pairs, [{"op": "resize", "factor": 0.25}])
+    roomy = replace(settings, batch_ms=100_000, job_window=2)  # any image is cheap
+    assert handle_images(store, roomy, job.id, range(0, 1), queue.enqueue) == ["run"]
+    # 11 images left, a window of 2 tasks: the next task takes half of them, rounded up.
+    assert queue.tasks == [(job.id, range(1, 7))]
+    assert handle_images(store, roomy, job.id, range(1, 7), queue.enqueue) == ["run"] * 6
+    assert queue.tasks[1:] == [(job.id, range(7, 10))]
+    got = store.get(job.id)
+    assert got is not None
+    assert [image.state for image in got.images] == ["succeeded"] * 7 + ["queued"] * 5
+    for n in range(7):
+        assert cv2.imread(str(settings.root / f"out/{n}.jpg")).shape == (188, 256, 3)
+    slow = replace(settings, batch_ms=1)  # any image is expensive: one a task
+    handle_images(store, slow, job.id, range(7, 10), queue.enqueue)
+    assert queue.tasks[2:] == [(job.id, range(10, 11))]
+
+
+def test_batch_size_aims_at_the_budget_within_one_and_the_cap(settings: Settings) -> None:
+    budget = replace(settings, batch_ms=100)
+    assert batch_size([], budget) == 1
+    assert batch_size([0.010, 0.012, 0.011], budget) == 9
+    assert batch_size([0.060], budget) == 1
+    assert batch_size([0.500], budget) == 1
+    assert batch_size([0.0001], budget) == MAX_BATCH == 32
+
+
+def test_a_redelivered_batch_redoes_only_what_it_had_not_finished(
+    settings: Settings, store: SqliteJobStore
+) -> None:
+    pairs = [("cyclo4.jpg", f"{n}.jpg") for n in range(4)]
+    job = new_job(store, pairs, [])
+    # The first delivery finished image 0 and died while running image 1.
+    store.start_image(job.id, 0, max_attempts=3)
+    store.finish_image(job.id, 0, error=None, timings=[])
+    store.start_image(job.id, 1, max_attempts=3)
+    decisions = handle_images(store, settings, job.id, range(0, 4), RecordingQueue().enqueue)
+    assert decisions == ["skip", "run", "run", "run"]
+    got = store.get(job.id)
+    assert got is not None and got.state == "succeeded"
+    assert [image.attempts for image in got.images] == [1, 2, 1, 1]
+    assert not (settings.root / "0.jpg").exists()  # not redone
+    assert all((settings.root / f"{n}.jpg").exists() for n in (1, 2, 3))
+
+
+def test_a_soft_time_limit_hands_the_images_not_started_to_a_new_task(
+    settings: Settings, store: SqliteJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = RecordingQueue()
+    pairs = [("cyclo4.jpg", f"{n}.jpg") for n in range(5)]
+    job = new_job(store, pairs, [])
+    real = tasks.run_image
+
+    def slow_second(job: Job, index: int, settings: Settings) -> tuple[str | None, list]:  # type: ignore[type-arg]
+        return (soft_limit_error(settings), []) if index == 1 else real(job, index, settings)
+
+    monkeypatch.setattr(tasks, "run_image", slow_second)
+    assert handle_images(store, settings, job.id, range(0, 4), queue.enqueue) == ["run"] * 2
+    # The rest of the batch in a new task, then the job's next as always.
+    assert queue.tasks == [(job.id, range(2, 4)), (job.id, range(1, 2))]
+    got = store.get(job.id)
+    assert got is not None
+    assert [image.state for image in got.images] == [
+        "succeeded", "failed", "queued", "queued", "queued"
+    ]  # fmt: skip
+    assert got.images[1].error == "timed out: stopped at the soft time limit of 300 s"
 
 
 REUSE_PROBE = """

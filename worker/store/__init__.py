@@ -119,8 +119,8 @@ class JobStore(Protocol):
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
 
-    def claim_next(self, job_id: str) -> int | None:
-        """Take the index of the job's next image to enqueue, or None when none is left."""
+    def claim_next(self, job_id: str, *, count: int = 1, window: int = 1) -> range:
+        """Take the job's next images to enqueue as one task (see Job.claim_next)."""
 
     def start_image(self, job_id: str, index: int, *, max_attempts: int) -> Start:
         """Mark an image running (counting the attempt) unless it must not run."""

@@ -78,11 +78,13 @@ end
 _PRELUDE = _PRELUDE.replace("$CHANNEL", CHANNEL)
 
 _CLAIM_NEXT = """
-if redis.call('EXISTS', key) == 0 or final(redis.call('HGET', key, 'state')) then return -1 end
-local n = num('next_index')
-if n >= num('total') then return -1 end
-redis.call('HSET', key, 'next_index', n + 1)
-return n
+if redis.call('EXISTS', key) == 0 or final(redis.call('HGET', key, 'state')) then return {0, 0} end
+local n, total = num('next_index'), num('total')
+if n >= total then return {0, 0} end
+local count, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local taken = math.max(1, math.min(count, math.ceil((total - n) / window)))
+redis.call('HSET', key, 'next_index', n + taken)
+return {n, taken}
 """
 
 _START_IMAGE = """
@@ -239,11 +241,11 @@ class RedisJobStore:
         jobs = (_job_from_hash(raw) for raw in hashes)
         return [job for job in jobs if job is not None]
 
-    def claim_next(self, job_id: str) -> int | None:
-        """Take the index of the next image to enqueue."""
+    def claim_next(self, job_id: str, *, count: int = 1, window: int = 1) -> range:
+        """Take the job's next images to enqueue as one task."""
         with self._answering():
-            n = int(self._claim_next(keys=[_key(job_id)]))
-        return None if n < 0 else n
+            first, taken = self._claim_next(keys=[_key(job_id)], args=[count, window])
+        return range(int(first), int(first) + int(taken))
 
     def start_image(self, job_id: str, index: int, *, max_attempts: int) -> Start:
         """Mark an image running unless it must not run."""

@@ -150,9 +150,11 @@ class SqliteJobStore:
         jobs = (self._load(db, row["id"]) for row in rows)
         return [job for job in jobs if job is not None]
 
-    def claim_next(self, job_id: str) -> int | None:
-        """Take the index of the next image to enqueue."""
-        return self._change(job_id, Job.claim_next, None)
+    def claim_next(self, job_id: str, *, count: int = 1, window: int = 1) -> range:
+        """Take the job's next images to enqueue as one task."""
+        return self._change(
+            job_id, lambda job: job.claim_next(count=count, window=window), range(0)
+        )
 
     def start_image(self, job_id: str, index: int, *, max_attempts: int) -> Start:
         """Mark an image running unless it must not run."""
