@@ -2,13 +2,16 @@
 
 All of one call's outputs are encoded in memory before this module runs, so an encoding
 failure writes nothing. Each output is then written to a temporary file in its destination
-folder (".{name}.{random}.tmp", created with O_EXCL and mode 0o666 so the umask applies as
+folder (".{name}.imgserve.tmp", created with O_EXCL and mode 0o666 so the umask applies as
 for any new file: mkstemp would make it 0o600) and fsynced; only when all are written is
 each moved into place with os.replace. If anything fails, the temporary files are removed
 and so are the outputs this call already moved into place: no file is left under a final
 name from a failed call. Folders made for the outputs stay. A process killed between the
 two steps (SIGKILL, out of memory) cannot clean up; the next write of the same output, such
-as the redelivered attempt, removes the temporary files it left.
+as the redelivered attempt, finds its temporary file and replaces it. The name is fixed
+rather than random so that finding it costs one failed open, not a listing of the folder
+(a glob per output made writing 1000 outputs into one folder quadratic). Two writers of
+the same output at once are not supported: the service never runs an image twice at once.
 
 Each file is fsynced before it is moved: measured here (ext4), 0.3 to 0.5 ms per output
 (16 outputs of a seed photo: +5 to 7 ms on 17 to 26 ms; one 430 KB output: no difference),
@@ -20,9 +23,7 @@ store already says the job is done. The folder itself is not fsynced.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +53,6 @@ def write_outputs(outputs: Sequence[tuple[Path, Encoded]]) -> None:
     current = outputs[0][0] if outputs else Path()
     try:
         for current, data in outputs:
-            _remove_leftovers(current)
             temporaries.append((_write_temporary(current, data), current))
         for temporary, current in temporaries:
             os.replace(temporary, current)
@@ -68,14 +68,13 @@ def write_outputs(outputs: Sequence[tuple[Path, Encoded]]) -> None:
 
 def _write_temporary(path: Path, data: Encoded) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_name(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            descriptor = os.open(temporary, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
+    try:
+        descriptor = os.open(temporary, flags, 0o666)
+    except FileExistsError:  # left by an earlier write of this output that was killed
+        _remove(temporary)
+        descriptor = os.open(temporary, flags, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(data.data)
@@ -87,11 +86,9 @@ def _write_temporary(path: Path, data: Encoded) -> Path:
     return temporary
 
 
-def _remove_leftovers(path: Path) -> None:
-    """Remove the temporary files an earlier, killed write of this output left behind."""
-    pattern = f".{glob.escape(path.name)}.{'[0-9a-f]' * 8}.tmp"
-    for leftover in path.parent.glob(pattern):
-        _remove(leftover)
+def temporary_name(path: Path) -> Path:
+    """Return the temporary file an output is written to before it is moved into place."""
+    return path.with_name(f".{path.name}.imgserve.tmp")
 
 
 def _remove(path: Path) -> None:

@@ -436,10 +436,9 @@ def test_shrink_on_load_halves_an_odd_sized_jpeg_exactly(
 
 def test_a_rewrite_removes_what_a_killed_attempt_left_behind(source: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    leftovers = [out / ".q.jpg.0badcafe.tmp", out / ".q.jpg.12345678.tmp"]
-    for leftover in leftovers:
-        leftover.write_bytes(b"half an image")
-    unrelated = out / ".other.jpg.0badcafe.tmp"
+    (out / ".q.jpg.imgserve.tmp").write_bytes(b"half an image")
+    unrelated = out / ".other.jpg.imgserve.tmp"
     unrelated.write_bytes(b"someone else's")
     process_image(source, out / "q.jpg", parse_operations([]))
-    assert sorted(p.name for p in out.iterdir()) == [".other.jpg.0badcafe.tmp", "q.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == [".other.jpg.imgserve.tmp", "q.jpg"]
+    assert cv2.imread(str(out / "q.jpg")).shape == cv2.imread(str(source)).shape
