@@ -18,7 +18,7 @@ from pydantic import ValidationError
 import pipeline
 from app.models import JobRequest
 from pipeline import Problem
-from worker.paths import UnsafePath, resolve_in_root
+from worker.paths import InRoot, UnsafePath
 from worker.settings import Settings
 
 T = TypeVar("T")
@@ -117,13 +117,14 @@ def _plan_images(
 ) -> list[PlannedImage]:
     """Check every image's paths, and its sizes when the chain is valid; return the plan."""
     planned: list[PlannedImage] = []
+    roots = InRoot(settings.inputs), InRoot(settings.outputs)
     writers: dict[Path, str] = {}
     inputs: dict[Path, str] = {}
     resolved_outputs: list[list[Path]] = []
     for n, image in enumerate(request.images):
-        source = _input_path(image.input, n, settings, problems)
+        source = _input_path(image.input, n, roots[0], problems)
         outputs = pipeline.output_paths(image.output, chain.output_count if chain else 1)
-        targets = _output_paths(image.output, outputs, n, settings, problems)
+        targets = _output_paths(image.output, outputs, n, roots[1], problems)
         if source is not None:
             inputs.setdefault(source, pointer("images", n, "input"))
             if chain is not None:
@@ -144,11 +145,11 @@ def _plan_images(
     return planned
 
 
-def _input_path(path: str, n: int, settings: Settings, problems: list[Problem]) -> Path | None:
+def _input_path(path: str, n: int, inputs: InRoot, problems: list[Problem]) -> Path | None:
     """Resolve an input inside the root; the same words for missing and outside."""
     where = pointer("images", n, "input")
     try:
-        source = resolve_in_root(settings.inputs, path)
+        source = inputs.resolve(path)
     except UnsafePath as exc:
         if str(exc) != "is outside the storage root":
             problems.append(Problem(where, f"input {path!r} {exc}"))
@@ -161,13 +162,13 @@ def _input_path(path: str, n: int, settings: Settings, problems: list[Problem]) 
 
 
 def _output_paths(
-    output: str, outputs: list[str], n: int, settings: Settings, problems: list[Problem]
+    output: str, outputs: list[str], n: int, root: InRoot, problems: list[Problem]
 ) -> list[Path]:
     """Resolve an image's outputs inside the root and check their format."""
     where = pointer("images", n, "output")
     try:
         pipeline.output_format(output)
-        targets = [resolve_in_root(settings.outputs, path) for path in outputs]
+        targets = [root.resolve(path) for path in outputs]
     except pipeline.UnsupportedFormat as exc:
         problems.append(Problem(where, exc.detail))
         return []
