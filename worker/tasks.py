@@ -28,7 +28,7 @@ from worker.jobs import Job, Start
 from worker.memory import keep_large_allocations
 from worker.paths import UnsafePath, resolve_in_root
 from worker.settings import Settings
-from worker.store import JobStore, StoreUnavailable, open_store
+from worker.store import Finish, JobStore, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +45,41 @@ def handle_images(
     """Run a task's images in turn, record each, then enqueue the job's next task.
 
     Each image is started and finished in the store on its own, so a task that dies
-    halfway is redelivered and redoes only the images it had not finished.
+    halfway is redelivered and redoes only the images it had not finished. One store
+    round trip an image: finishing one image starts the next, finishing the last
+    claims the job's next task.
     """
     decisions: list[Start] = []
     seconds: list[float] = []
+    job = _SPECS.get(job_id)
+    step = store.step(
+        job_id, start=batch.start, max_attempts=settings.max_attempts, spec=job is None
+    )
+    if job is None:
+        job = _remember(job_id, step.spec)
+    finish = None
     for index in batch:
-        decision = store.start_image(job_id, index, max_attempts=settings.max_attempts)
+        decision = step.started or "skip"
         decisions.append(decision)
-        if decision != "run":
-            continue
-        job = _spec(store, job_id)
-        if job is None:  # expired while queued
-            return decisions
-        started = time.perf_counter()
-        error, timings = run_image(job, index, settings)
-        seconds.append(time.perf_counter() - started)
-        store.finish_image(job_id, index, error=error, timings=timings)
-        if error == soft_limit_error(settings) and index + 1 < batch.stop:
-            # The hard limit follows soon: hand the images not started to a new task.
-            enqueue(job_id, [range(index + 1, batch.stop)])
-            break
-    enqueue_next(store, settings, job_id, enqueue, batch_size(seconds, settings))
+        finish = None
+        if decision == "run" and job is not None:
+            started = time.perf_counter()
+            error, timings = run_image(job, index, settings)
+            seconds.append(time.perf_counter() - started)
+            finish = Finish(index, error, timings)
+            if error == soft_limit_error(settings) and index + 1 < batch.stop:
+                # The hard limit follows soon: hand the images not started to a new task.
+                enqueue(job_id, [range(index + 1, batch.stop)])
+                break
+        if index + 1 < batch.stop:
+            start = index + 1
+            step = store.step(
+                job_id, finish=finish, start=start, max_attempts=settings.max_attempts
+            )
+    claim = batch_size(seconds, settings)
+    step = store.step(job_id, finish=finish, claim=claim, window=settings.job_window)
+    if step.claimed:
+        enqueue(job_id, [step.claimed])
     return decisions
 
 
@@ -90,15 +104,12 @@ _SPECS: dict[str, Job] = {}
 _SPECS_KEPT = 64
 
 
-def _spec(store: JobStore, job_id: str) -> Job | None:
-    """Return a job's spec, read once per process: it never changes, and jobs can be large."""
-    job = _SPECS.get(job_id)
-    if job is None:
-        job = store.spec(job_id)
-        if job is not None:
-            if len(_SPECS) >= _SPECS_KEPT:
-                _SPECS.pop(next(iter(_SPECS)))
-            _SPECS[job_id] = job
+def _remember(job_id: str, job: Job | None) -> Job | None:
+    """Keep a job's spec in this process: it never changes, and jobs can be large."""
+    if job is not None:
+        if len(_SPECS) >= _SPECS_KEPT:
+            _SPECS.pop(next(iter(_SPECS)))
+        _SPECS[job_id] = job
     return job
 
 

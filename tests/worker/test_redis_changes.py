@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import redis
 from tests.support import RedisServer
 from tests.worker.test_store import make_job
 from worker.store import StoreUnavailable
-from worker.store.redis_changes import RECHECK_SECONDS, parse
+from worker.store.redis_changes import RECHECK_SECONDS, Change, Wait, parse
 from worker.store.redis_store import RedisJobStore, _key
 
 
@@ -21,10 +22,33 @@ def test_a_published_change_names_the_job_its_version_and_whether_it_finished() 
     assert (key, change.version, change.finished) == ("imgserve:job:ab", 12, True)
 
 
+def test_a_wait_is_woken_by_its_first_change_and_by_the_finish_not_by_every_change() -> None:
+    wait = Wait(version=3)
+    wait.hear(Change(3, finished=False))  # not past its version
+    assert not wait.woken.is_set()
+    wakes = 0
+    for version in range(4, 40):
+        wait.hear(Change(version, finished=False))
+        wakes += wait.woken.is_set()
+        wait.woken.clear()
+    assert (wakes, wait.changed, wait.finished) == (1, True, False)
+    wait.hear(Change(40, finished=True))
+    assert wait.woken.is_set() and wait.finished
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of a redis-server of this test's own (no other test's subscribers)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server.url
+    server.stop()
+
+
 def test_many_waits_share_one_subscription_and_each_wakes_for_its_own_job(
-    redis_url: str,
+    private_redis: str,
 ) -> None:
-    store = RedisJobStore.from_url(redis_url, ttl=3600)
+    store = RedisJobStore.from_url(private_redis, ttl=3600)
     jobs = [make_job(images=1) for _ in range(10)]
     for job in jobs:
         store.create(job, window=1)
@@ -80,11 +104,12 @@ def test_a_wait_fails_as_unavailable_when_redis_goes_away(tmp_path: Path) -> Non
         with pytest.raises(StoreUnavailable):
             store.wait(job.id, version=0, timeout=20)
         assert time.monotonic() - started < RECHECK_SECONDS + 5
+        store.close()
     finally:
         server.stop()
 
 
-def test_the_listener_thread_resubscribes_after_redis_comes_back(tmp_path: Path) -> None:
+def test_waits_are_woken_by_pub_sub_again_after_redis_comes_back(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()
     try:
@@ -107,5 +132,7 @@ def test_the_listener_thread_resubscribes_after_redis_comes_back(tmp_path: Path)
         while len(client.client_list(_type="pubsub")) != 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(client.client_list(_type="pubsub")) == 1
+        client.close()
+        store.close()
     finally:
         server.stop()

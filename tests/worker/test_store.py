@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from worker.jobs import ImageRecord, Job, new_job_id
-from worker.store import BUCKETS, JobStore, Peek, StoreUnavailable
+from worker.store import BUCKETS, Finish, JobStore, Peek, Step, StoreUnavailable
 from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
 
@@ -91,6 +91,27 @@ def test_claim_next_takes_a_batch_but_leaves_the_window_a_share_of_the_tail(
     store.create(again, window=1)
     assert store.claim_next(again.id, count=3, window=1) == range(1, 4)
     assert store.claim_next(again.id, count=3, window=1) == range(4, 5)
+
+
+def test_one_step_finishes_an_image_starts_the_next_and_claims_the_next_task(
+    store: JobStore,
+) -> None:
+    job = make_job(images=4)
+    assert store.create(job, window=2) == [0, 1]
+    first = store.step(job.id, start=0, max_attempts=3, spec=True)
+    assert (first.started, first.claimed) == ("run", range(0))
+    assert first.spec is not None and first.spec.to_json() == job.to_json()
+    second = store.step(job.id, finish=Finish(0, None, [("resize", 0.01)]), start=1, max_attempts=3)
+    assert (second.started, second.claimed, second.spec) == ("run", range(0), None)
+    assert states(store, job.id) == ["succeeded", "running", "queued", "queued"]
+    last = store.step(job.id, finish=Finish(1, "broken", []), claim=5, window=1)
+    assert (last.started, last.claimed) == (None, range(2, 4))
+    got = store.get(job.id)
+    assert got is not None and got.images[1].error == "broken"
+    assert (got.done, got.failed, got.running, got.next_index) == (1, 1, 0, 4)
+    assert store.stats().images == {"succeeded": 1, "failed": 1}
+    assert store.step("nope", start=0, claim=1, spec=True) == Step("skip", range(0), None)
+    assert store.step("nope", finish=Finish(0)) == Step(None, range(0), None)
 
 
 def test_images_move_the_job_through_running_to_succeeded(store: JobStore) -> None:

@@ -101,6 +101,27 @@ class Peek:
     changed_at: float
 
 
+@dataclass(frozen=True)
+class Finish:
+    """A running image's outcome, to record."""
+
+    index: int
+    error: str | None = None
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one ``JobStore.step`` did."""
+
+    started: Start | None
+    """The decision on the image asked to start; None when none was."""
+    claimed: range
+    """The images of the job's next task; empty when none was asked for or none is left."""
+    spec: Job | None
+    """The job as it was created, when asked for and the job exists."""
+
+
 class JobStore(Protocol):
     """What the API and the workers ask of a job store."""
 
@@ -118,6 +139,25 @@ class JobStore(Protocol):
 
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
+
+    def step(
+        self,
+        job_id: str,
+        *,
+        finish: Finish | None = None,
+        start: int | None = None,
+        claim: int = 0,
+        window: int = 1,
+        max_attempts: int = 3,
+        spec: bool = False,
+    ) -> Step:
+        """Move a job along in one atomic change (one round trip), in this order.
+
+        finish: record a running image as succeeded (no error) or failed, with its
+        step times. start: mark an image running, counting the attempt, unless it must
+        not run (see Job.start_image). claim > 0: take up to claim images for the job's
+        next task (see Job.claim_next). spec: read the job as it was created.
+        """
 
     def claim_next(self, job_id: str, *, count: int = 1, window: int = 1) -> range:
         """Take the job's next images to enqueue as one task (see Job.claim_next)."""
@@ -154,6 +194,30 @@ class JobStore(Protocol):
 
     def stats(self) -> Stats:
         """Return counts of jobs by state, images by outcome, and operation times."""
+
+
+class SingleSteps:
+    """The one-change-at-a-time methods of a store, each one ``step`` of the store."""
+
+    def claim_next(self: JobStore, job_id: str, *, count: int = 1, window: int = 1) -> range:
+        """Take the job's next images to enqueue as one task."""
+        return self.step(job_id, claim=count, window=window).claimed
+
+    def start_image(self: JobStore, job_id: str, index: int, *, max_attempts: int) -> Start:
+        """Mark an image running unless it must not run."""
+        started = self.step(job_id, start=index, max_attempts=max_attempts).started
+        return started or "skip"
+
+    def finish_image(
+        self: JobStore,
+        job_id: str,
+        index: int,
+        *,
+        error: str | None,
+        timings: list[tuple[str, float]],
+    ) -> None:
+        """Record a running image's outcome and its step times."""
+        self.step(job_id, finish=Finish(index, error, timings))
 
 
 def open_store(settings: Settings) -> JobStore:

@@ -11,10 +11,9 @@ answer by at most that long, and a Redis that went away turns into StoreUnavaila
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -34,6 +33,29 @@ class Change:
     finished: bool
 
 
+@dataclass
+class Wait:
+    """One long-poll's view of its job, kept up to date by the listener.
+
+    The listener wakes the wait only twice at most, however many changes come:
+    at the first change past ``version``, and when the job finishes.
+    """
+
+    version: int
+    changed: bool = False
+    finished: bool = False
+    woken: threading.Event = field(default_factory=threading.Event)
+
+    def hear(self, change: Change) -> None:
+        """Take a published change of the job; wake the wait if it needs to know."""
+        if change.finished and not self.finished:
+            self.finished = self.changed = True
+            self.woken.set()
+        elif change.version != self.version and not self.changed:
+            self.changed = True
+            self.woken.set()
+
+
 def parse(data: bytes) -> tuple[str, Change]:
     """Split a published message into the job's key and its change."""
     key, version, finished = data.decode().rsplit(" ", 2)
@@ -46,15 +68,23 @@ class ChangeListener:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._lock = threading.Lock()
-        self._waits: dict[str, set[queue.SimpleQueue[Change]]] = {}
+        self._waits: dict[str, list[Wait]] = {}
         self._thread: threading.Thread | None = None
         self._subscribed = threading.Event()
+        self._closing = threading.Event()
 
-    def register(self, key: str) -> queue.SimpleQueue[Change]:
-        """Start receiving the changes of the job at key (until unregister)."""
-        inbox: queue.SimpleQueue[Change] = queue.SimpleQueue()
+    def close(self) -> None:
+        """Stop the listener thread, if it runs, and wait for it to let go of its connection."""
+        self._closing.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=2 * RECHECK_SECONDS)
+
+    def register(self, key: str, version: int) -> Wait:
+        """Start following the changes of the job at key past version (until unregister)."""
+        wait = Wait(version)
         with self._lock:
-            self._waits.setdefault(key, set()).add(inbox)
+            self._waits.setdefault(key, []).append(wait)
             if self._thread is None or not self._thread.is_alive():
                 self._subscribed.clear()
                 self._thread = threading.Thread(
@@ -64,15 +94,15 @@ class ChangeListener:
         # A change published before the subscription is in place is caught by the
         # wait's own read after this; the wait does not depend on this handshake.
         self._subscribed.wait(timeout=RECHECK_SECONDS)
-        return inbox
+        return wait
 
-    def unregister(self, key: str, inbox: queue.SimpleQueue[Change]) -> None:
-        """Stop receiving the changes of the job at key."""
+    def unregister(self, key: str, wait: Wait) -> None:
+        """Stop following the changes of the job at key for this wait."""
         with self._lock:
-            inboxes = self._waits.get(key)
-            if inboxes is not None:
-                inboxes.discard(inbox)
-                if not inboxes:
+            waits = self._waits.get(key)
+            if waits is not None:
+                waits.remove(wait)
+                if not waits:
                     del self._waits[key]
 
     def _listen(self) -> None:
@@ -80,16 +110,21 @@ class ChangeListener:
         idle_since = time.monotonic()
         pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
         try:
-            while True:
+            while not self._closing.is_set():
                 try:
                     if not pubsub.subscribed:
                         pubsub.subscribe(CHANNEL)
                     message = pubsub.get_message(timeout=RECHECK_SECONDS)
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                except (redis.ConnectionError, redis.TimeoutError, OSError, ValueError) as exc:
+                    # ValueError: a socket closed under the read (the client was closed).
                     self._subscribed.clear()
+                    pubsub.reset()
+                    with self._lock:
+                        if not self._waits:  # nobody to tell: the next wait starts afresh
+                            self._thread = None
+                            return
                     log.warning("change listener lost Redis (%s); waits re-read meanwhile", exc)
                     time.sleep(RECHECK_SECONDS)
-                    pubsub.reset()
                     continue
                 if message is not None and message["type"] == "subscribe":
                     self._subscribed.set()  # Redis confirmed: no change is missed from now
@@ -108,6 +143,5 @@ class ChangeListener:
         """Hand one message to the waits of its job."""
         key, change = parse(data)
         with self._lock:
-            inboxes = list(self._waits.get(key, ()))
-        for inbox in inboxes:
-            inbox.put(change)
+            for wait in self._waits.get(key, ()):
+                wait.hear(change)

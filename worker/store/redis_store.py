@@ -19,7 +19,6 @@ costs one round trip.
 from __future__ import annotations
 
 import json
-import queue
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +28,17 @@ import redis
 from redis.commands.core import Script
 
 from worker.jobs import JOB_STATES, Job, Start, gave_up_message, idle_message, stale_message
-from worker.store import Peek, Stats, StoreUnavailable, counter_increments, stats_from_counters
-from worker.store.redis_changes import CHANNEL, RECHECK_SECONDS, Change, ChangeListener
+from worker.store import (
+    Finish,
+    Peek,
+    SingleSteps,
+    Stats,
+    Step,
+    StoreUnavailable,
+    counter_increments,
+    stats_from_counters,
+)
+from worker.store.redis_changes import CHANNEL, RECHECK_SECONDS, ChangeListener
 
 PREFIX = "imgserve:"
 JOBS_INDEX = PREFIX + "jobs"
@@ -77,51 +85,63 @@ end
 
 _PRELUDE = _PRELUDE.replace("$CHANNEL", CHANNEL)
 
-_CLAIM_NEXT = """
-if redis.call('EXISTS', key) == 0 or final(redis.call('HGET', key, 'state')) then return {0, 0} end
-local n, total = num('next_index'), num('total')
-if n >= total then return {0, 0} end
-local count, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local taken = math.max(1, math.min(count, math.ceil((total - n) / window)))
-redis.call('HSET', key, 'next_index', n + taken)
-return {n, taken}
-"""
+_STEP = """
+local now, finish_i, err, counters = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local start_i, max_attempts, gave_up = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local claim, window, want_spec = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+if redis.call('EXISTS', key) == 0 then
+  if start_i ~= '' then return {'skip', 0, 0, ''} end
+  return {'', 0, 0, ''}
+end
 
-_START_IMAGE = """
-if redis.call('EXISTS', key) == 0 then return 'skip' end
-local i, max_attempts, now, gave_up = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local st = image_state(i)
-if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 'skip' end
-if st == 'running' then redis.call('HINCRBY', key, 'running', -1) end
-if redis.call('HGET', key, 'state') == 'cancelled' then
-  settle_image(i, 'cancelled', false, now); bump(now); return 'skip'
+local function finish_image(i)
+  if image_state(i) ~= 'running' then return end
+  redis.call('HINCRBY', key, 'running', -1)
+  if err == '' then
+    settle_image(i, 'succeeded', false, now)
+  else
+    settle_image(i, 'failed', err, now)
+  end
+  bump(now)
+  for _, pair in ipairs(cjson.decode(counters)) do
+    redis.call('HINCRBYFLOAT', KEYS[2], pair[1], pair[2])
+  end
 end
-if redis.call('HINCRBY', key, 'i' .. i .. ':a', 1) > max_attempts then
-  settle_image(i, 'failed', gave_up, now); bump(now); return 'gave_up'
-end
-redis.call('HSET', key, 'i' .. i .. ':s', 'running', 'i' .. i .. ':t', now)
-redis.call('HINCRBY', key, 'running', 1)
-if redis.call('HGET', key, 'state') == 'queued' then
-  redis.call('HSET', key, 'state', 'running', 'started_at', now)
-end
-bump(now)
-return 'run'
-"""
 
-_FINISH_IMAGE = """
-local i, err, now = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('EXISTS', key) == 0 or image_state(i) ~= 'running' then return 0 end
-redis.call('HINCRBY', key, 'running', -1)
-if err == '' then
-  settle_image(i, 'succeeded', false, now)
-else
-  settle_image(i, 'failed', err, now)
+local function start_image(i)
+  local st = image_state(i)
+  if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 'skip' end
+  if st == 'running' then redis.call('HINCRBY', key, 'running', -1) end
+  if redis.call('HGET', key, 'state') == 'cancelled' then
+    settle_image(i, 'cancelled', false, now); bump(now); return 'skip'
+  end
+  if redis.call('HINCRBY', key, 'i' .. i .. ':a', 1) > max_attempts then
+    settle_image(i, 'failed', gave_up, now); bump(now); return 'gave_up'
+  end
+  redis.call('HSET', key, 'i' .. i .. ':s', 'running', 'i' .. i .. ':t', now)
+  redis.call('HINCRBY', key, 'running', 1)
+  if redis.call('HGET', key, 'state') == 'queued' then
+    redis.call('HSET', key, 'state', 'running', 'started_at', now)
+  end
+  bump(now)
+  return 'run'
 end
-bump(now)
-for _, pair in ipairs(cjson.decode(ARGV[4])) do
-  redis.call('HINCRBYFLOAT', KEYS[2], pair[1], pair[2])
+
+local function claim_next()
+  if final(redis.call('HGET', key, 'state')) then return 0, 0 end
+  local n, total = num('next_index'), num('total')
+  if n >= total then return 0, 0 end
+  local taken = math.max(1, math.min(claim, math.ceil((total - n) / window)))
+  redis.call('HSET', key, 'next_index', n + taken)
+  return n, taken
 end
-return 1
+
+if finish_i ~= '' then finish_image(finish_i) end
+local started, first, taken, spec = '', 0, 0, ''
+if start_i ~= '' then started = start_image(start_i) end
+if claim > 0 then first, taken = claim_next() end
+if want_spec == '1' then spec = redis.call('HGET', key, 'spec') end
+return {started, first, taken, spec}
 """
 
 _CANCEL = """
@@ -158,15 +178,13 @@ return n
 """
 
 
-class RedisJobStore:
+class RedisJobStore(SingleSteps):
     """A job store in Redis, shared by any number of API and worker machines."""
 
     def __init__(self, client: redis.Redis, *, ttl: int) -> None:
         self.client = client
         self.ttl = ttl
-        self._claim_next = self._script(_CLAIM_NEXT)
-        self._start_image = self._script(_START_IMAGE)
-        self._finish_image = self._script(_FINISH_IMAGE)
+        self._step = self._script(_STEP)
         self._cancel = self._script(_CANCEL)
         self._reap = self._script(_REAP)
         self._changes = ChangeListener(client)
@@ -190,6 +208,11 @@ class RedisJobStore:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise StoreUnavailable(f"Redis does not answer: {exc}") from exc
+
+    def close(self) -> None:
+        """Stop the long-poll listener and close the connections."""
+        self._changes.close()
+        self.client.close()
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers."""
@@ -241,29 +264,42 @@ class RedisJobStore:
         jobs = (_job_from_hash(raw) for raw in hashes)
         return [job for job in jobs if job is not None]
 
-    def claim_next(self, job_id: str, *, count: int = 1, window: int = 1) -> range:
-        """Take the job's next images to enqueue as one task."""
-        with self._answering():
-            first, taken = self._claim_next(keys=[_key(job_id)], args=[count, window])
-        return range(int(first), int(first) + int(taken))
-
-    def start_image(self, job_id: str, index: int, *, max_attempts: int) -> Start:
-        """Mark an image running unless it must not run."""
+    def step(
+        self,
+        job_id: str,
+        *,
+        finish: Finish | None = None,
+        start: int | None = None,
+        claim: int = 0,
+        window: int = 1,
+        max_attempts: int = 3,
+        spec: bool = False,
+    ) -> Step:
+        """Move a job along in one Lua script (see JobStore.step)."""
+        counters = (
+            counter_increments("failed" if finish.error else "succeeded", finish.timings)
+            if finish is not None
+            else []
+        )
         args: list[str | int | float] = [
-            index, max_attempts, time.time(), gave_up_message(max_attempts)
-        ]  # fmt: skip
+            time.time(),
+            "" if finish is None else finish.index,
+            "" if finish is None else finish.error or "",
+            json.dumps(counters),
+            "" if start is None else start,
+            max_attempts,
+            gave_up_message(max_attempts),
+            claim,
+            window,
+            "1" if spec else "0",
+        ]
         with self._answering():
-            answer = self._start_image(keys=[_key(job_id)], args=args)
-        return cast(Start, answer.decode())
-
-    def finish_image(
-        self, job_id: str, index: int, *, error: str | None, timings: list[tuple[str, float]]
-    ) -> None:
-        """Record a running image's outcome and its step times."""
-        counters = counter_increments("failed" if error else "succeeded", timings)
-        args: list[str | int | float] = [index, error or "", time.time(), json.dumps(counters)]
-        with self._answering():
-            self._finish_image(keys=[_key(job_id), STATS], args=args)
+            started, first, taken, raw = self._step(keys=[_key(job_id), STATS], args=args)
+        return Step(
+            started=cast(Start, started.decode()) if started else None,
+            claimed=range(int(first), int(first) + int(taken)),
+            spec=Job.from_spec(json.loads(raw)) if raw else None,
+        )
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel the job's images that have not started."""
@@ -295,30 +331,24 @@ class RedisJobStore:
         now = time.monotonic()
         deadline, settle_at = now + timeout, now + coalesce
         key = _key(job_id)
-        inbox = self._changes.register(key)
+        wait = self._changes.register(key, version)
         try:
-            changed, read = False, True
+            read = True
             while True:
-                if read:  # at the start, then every RECHECK_SECONDS without a message
+                wait.woken.clear()
+                if read:  # at the start, then every RECHECK_SECONDS without a wake-up
                     seen = self.peek(job_id)
                     if seen is None or seen.finished:
                         return
-                    changed = changed or seen.version != version
+                    wait.changed = wait.changed or seen.version != version
                 now = time.monotonic()
-                if now >= deadline or (changed and now >= settle_at):
+                if wait.finished or now >= deadline or (wait.changed and now >= settle_at):
                     return
                 recheck = now + RECHECK_SECONDS
-                until = min(deadline, settle_at if changed else deadline, recheck)
-                try:
-                    change: Change = inbox.get(timeout=until - now)
-                except queue.Empty:
-                    read = until == recheck
-                    continue
-                if change.finished:
-                    return
-                changed, read = changed or change.version != version, False
+                until = min(deadline, settle_at if wait.changed else deadline, recheck)
+                read = not wait.woken.wait(until - now) and until == recheck
         finally:
-            self._changes.unregister(key, inbox)
+            self._changes.unregister(key, wait)
 
     def stats(self) -> Stats:
         """Return counts of jobs by state, images by outcome, and operation times."""

@@ -18,8 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from worker.jobs import JOB_STATES, ImageRecord, Job, Start
-from worker.store import Peek, Stats, StoreUnavailable, counter_increments, stats_from_counters
+from worker.jobs import JOB_STATES, ImageRecord, Job
+from worker.store import (
+    Finish,
+    Peek,
+    SingleSteps,
+    Stats,
+    Step,
+    StoreUnavailable,
+    counter_increments,
+    stats_from_counters,
+)
 
 T = TypeVar("T")
 
@@ -60,7 +69,7 @@ _JOB_COLUMNS = (
 _POLL_SECONDS = 0.05
 
 
-class SqliteJobStore:
+class SqliteJobStore(SingleSteps):
     """A job store in one SQLite file, safe across threads and processes."""
 
     def __init__(self, path: Path, *, ttl: int) -> None:
@@ -150,26 +159,37 @@ class SqliteJobStore:
         jobs = (self._load(db, row["id"]) for row in rows)
         return [job for job in jobs if job is not None]
 
-    def claim_next(self, job_id: str, *, count: int = 1, window: int = 1) -> range:
-        """Take the job's next images to enqueue as one task."""
-        return self._change(
-            job_id, lambda job: job.claim_next(count=count, window=window), range(0)
-        )
-
-    def start_image(self, job_id: str, index: int, *, max_attempts: int) -> Start:
-        """Mark an image running unless it must not run."""
+    def step(
+        self,
+        job_id: str,
+        *,
+        finish: Finish | None = None,
+        start: int | None = None,
+        claim: int = 0,
+        window: int = 1,
+        max_attempts: int = 3,
+        spec: bool = False,
+    ) -> Step:
+        """Move a job along in one transaction (see JobStore.step)."""
         now = time.time()
-        return self._change(
-            job_id, lambda job: job.start_image(index, max_attempts=max_attempts, now=now), "skip"
-        )
 
-    def finish_image(
-        self, job_id: str, index: int, *, error: str | None, timings: list[tuple[str, float]]
-    ) -> None:
-        """Record a running image's outcome and its step times."""
-        now = time.time()
-        if self._change(job_id, lambda job: job.finish_image(index, error=error, now=now), False):
-            self._record_stats("failed" if error else "succeeded", timings)
+        def transition(job: Job) -> tuple[bool, Step]:
+            finished = finish is not None and job.finish_image(
+                finish.index, error=finish.error, now=now
+            )
+            started = (
+                None
+                if start is None
+                else job.start_image(start, max_attempts=max_attempts, now=now)
+            )
+            claimed = job.claim_next(count=claim, window=window) if claim > 0 else range(0)
+            return finished, Step(started, claimed, Job.from_spec(job.spec()) if spec else None)
+
+        missing = (False, Step(None if start is None else "skip", range(0), None))
+        finished, step = self._change(job_id, transition, missing)
+        if finished and finish is not None:
+            self._record_stats("failed" if finish.error else "succeeded", finish.timings)
+        return step
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel the job's images that have not started."""
