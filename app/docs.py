@@ -109,6 +109,15 @@ def openapi_document(*, max_images: int, max_operations: int) -> dict[str, Any]:
                 "post": {
                     "operationId": "submit_job",
                     "summary": "Validate a job and enqueue it.",
+                    "parameters": [
+                        _parameter(
+                            "wait",
+                            "query",
+                            {"type": "number", "minimum": 0, "maximum": 30},
+                            "Seconds to wait for the job to finish before answering (the"
+                            " answer is 202 either way; its state tells).",
+                        ),
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref(JobRequest)}},

@@ -20,10 +20,11 @@ PROGRESS_INTERVAL = 0.25
 T = TypeVar("T")
 
 
-def submit_job(services: Services, payload: Any) -> Job:
+def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
     """Validate a job, store it and enqueue its first window of images, one task each.
 
     Nothing is known yet of how long its images take; the workers batch the rest.
+    With wait, answer once the job finished, or after wait seconds, as it then is.
     """
     try:
         valid = validate_job(payload, services.settings)
@@ -49,7 +50,21 @@ def submit_job(services: Services, payload: Any) -> Job:
         raise ServiceUnavailable(
             f"the queue does not answer, the job was withdrawn: {exc}"
         ) from None
+    if wait > 0:
+        return _finished_or_as_is(services, job, wait)
     return job
+
+
+def _finished_or_as_is(services: Services, job: Job, wait: float) -> Job:
+    """Wait for a new job to finish; a store that stops answering meanwhile is no 503.
+
+    The job exists by then: a 503 would invite the client to submit it again.
+    """
+    try:
+        services.store.wait(job.id, version=job.version, timeout=wait, coalesce=wait)
+        return services.store.get(job.id) or job
+    except StoreUnavailable:
+        return job
 
 
 def _withdraw(services: Services, job_id: str) -> None:

@@ -16,8 +16,9 @@ bp = Blueprint("jobs", __name__)
 
 @bp.post("/jobs")
 def submit_job() -> ResponseReturnValue:
-    """Validate and enqueue a job; answer 202 with its resource."""
-    job = job_service.submit_job(services(), read_json_body())
+    """Validate and enqueue a job; answer 202 with its resource (?wait: once it finished)."""
+    wait = query_number("wait", default=0.0, high=job_service.MAX_WAIT_SECONDS)
+    job = job_service.submit_job(services(), read_json_body(), wait=wait)
     return job.to_json(), 202, {"Location": url_for("jobs.get_job", job_id=job.id)}
 
 

@@ -47,6 +47,7 @@ from benchmarks.images import DEFAULT_SEED, ensure_photo, photo_size
 from benchmarks.report import cpu_model, load_average, markdown_table, opencv_jpeg
 from benchmarks.service_client import (
     CLIENTS,
+    WAIT,
     hammer,
     percentile,
     run_job,
@@ -116,11 +117,14 @@ class Bench:
 # -- latency, memory, the API ----------------------------------------------------------------
 
 
-def time_one_job(bench: Bench, n: int) -> dict[str, float]:
-    """Run a one-image job of the 64x64 JPEG; return where its time went, in seconds."""
-    image = [{"input": TINY, "output": f"out/latency/{n}.jpg"}]
+def time_one_job(bench: Bench, n: int, *, in_post: bool = False) -> dict[str, float]:
+    """Run a one-image job of the 64x64 JPEG; return where its time went, in seconds.
+
+    in_post: wait in the POST (?wait=) rather than in a GET after it.
+    """
+    image = [{"input": TINY, "output": f"out/latency/{'p' if in_post else 'g'}{n}.jpg"}]
     started = time.time()
-    posted = submit(bench.session, bench.procs.url, image, ["resize=0.5"])
+    posted = submit(bench.session, bench.procs.url, image, ["resize=0.5"], WAIT if in_post else 0)
     answered = time.time()
     job, polls = settle(bench.session, bench.procs.url, posted)
     seen = time.time()
@@ -152,29 +156,45 @@ def latency_phase(bench: Bench) -> None:
     for n in range(10):  # warm-up: connections, and every process of both workers
         time_empty_task()
         time_one_job(bench, n)
+        time_one_job(bench, n, in_post=True)
     others = Others()
     jobs: list[dict[str, float]] = []
+    in_post: list[dict[str, float]] = []
     tasks: list[float] = []
     while len(jobs) < total:
+        in_post += [time_one_job(bench, len(jobs) + n, in_post=True) for n in range(block)]
         jobs += [time_one_job(bench, len(jobs) + n) for n in range(block)]
         tasks += [time_empty_task() for _ in range(block)]
     busy = others.cores()
-    bench.log(f"latency: {total} jobs, {total} empty tasks")
-    ours, theirs = [j["total"] * 1000 for j in jobs], [t * 1000 for t in tasks]
+    bench.log(f"latency: {total} jobs each way, {total} empty tasks")
+    ours, theirs = [j["total"] * 1000 for j in in_post], [t * 1000 for t in tasks]
+    two_requests = [j["total"] * 1000 for j in jobs]
     ratio = percentile(ours, 50) / percentile(theirs, 50)
     bench.figure(
-        "2. small-job latency p50, imgserve / empty task",
+        "2. small-job latency p50, imgserve (POST ?wait=) / empty task",
         f"{percentile(ours, 50):.1f} / {percentile(theirs, 50):.1f} ms = {ratio:.2f}x",
         "<= 2x",
         ratio <= 2,
+    )
+    also = percentile(two_requests, 50) / percentile(theirs, 50)
+    bench.figure(
+        "2. small-job latency p50, imgserve (POST, then GET ?wait=) / empty task",
+        f"{percentile(two_requests, 50):.1f} / {percentile(theirs, 50):.1f} ms = {also:.2f}x",
+        "<= 2x",
+        also <= 2,
     )
     ms = {part: 1000 * statistics.median(j[part] for j in jobs) for part in jobs[0]}
     gets = statistics.median(j["GETs"] for j in jobs)
     rows = [
         [
             f"imgserve one-image job ({total})",
-            "POST, then GET ?wait=30 until succeeded",
+            "POST ?wait=30, answered once succeeded",
             *(f"{percentile(ours, p):.1f}" for p in (50, 95, 99)),
+        ],
+        [
+            f"imgserve one-image job ({total})",
+            "POST, then GET ?wait=30 until succeeded",
+            *(f"{percentile(two_requests, p):.1f}" for p in (50, 95, 99)),
         ],
         [
             f"empty Celery task ({total})",
@@ -187,16 +207,18 @@ def latency_phase(bench: Bench) -> None:
         "",
         *markdown_table(["what", "how", "p50", "p95", "p99"], rows),
         "",
-        f"- An imgserve job's time, medians in ms (server times from the job resource): POST "
+        f"- A POST-then-GET job's time, medians in ms (server times from the job resource): POST "
         f"answered {ms['post']:.1f}, of which validation before `created_at` {ms['validate']:.1f}; "
         f"`created_at` to `started_at` (store create, enqueue, broker, worker pick-up, "
         f"start_image) {ms['queued']:.1f}; `started_at` to `finished_at` (spec, decode, resize, "
         f"encode, write, finish_image) {ms['running']:.1f}; `finished_at` to the client holding "
         f"the answer (pub/sub wake-up, GET, JSON) {ms['noticed']:.1f}; GETs per job {gets:.0f}.",
-        f"- One client, one job at a time, 64x64 JPEG, `resize=0.5`. The empty task's worker is "
+        f"- One client, one job at a time, 64x64 JPEG, `resize=0.5`. `POST ?wait=` is how a "
+        f"client submits a small job and waits for it, one request; POST then `GET ?wait=` is "
+        f"how it follows a job it submitted earlier. The empty task's worker is "
         f"prefork with 2 processes, INFO logging and imgserve's reliability settings, on "
-        f"database 1 of the same Redis. The two take turns in blocks of {block} after 10 warm-ups "
-        f"each. Others used {busy:.2f} cores meanwhile.",
+        f"database 1 of the same Redis. The kinds take turns in blocks of {block} after 10 "
+        f"warm-ups each. Others used {busy:.2f} cores meanwhile.",
         "",
     ]
 

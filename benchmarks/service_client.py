@@ -20,10 +20,13 @@ CLIENTS = 8
 Images = list[dict[str, str]]
 
 
-def submit(session: requests.Session, url: str, images: Images, chain: list[str]) -> dict[str, Any]:
-    """POST a job; return its resource."""
+def submit(
+    session: requests.Session, url: str, images: Images, chain: list[str], wait: float = 0
+) -> dict[str, Any]:
+    """POST a job (with wait: ?wait=, answered once it finished); return its resource."""
     body = {"images": images, "operations": chain}
-    response = session.post(f"{url}/jobs", json=body, timeout=60)
+    params = {"wait": wait} if wait else None
+    response = session.post(f"{url}/jobs", json=body, params=params, timeout=60 + wait)
     if response.status_code != 202:
         raise RuntimeError(f"POST /jobs answered {response.status_code}: {response.text[:500]}")
     return response.json()  # type: ignore[no-any-return]

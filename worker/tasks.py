@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.signals import task_failure, worker_process_init
+from celery.signals import celeryd_after_setup, task_failure, worker_process_init
 
 import pipeline
 from worker.celery_app import TASK_NAME, app, settings
@@ -40,15 +40,25 @@ MAX_BATCH = 32
 
 
 def handle_images(
-    store: JobStore, settings: Settings, job_id: str, batch: range, enqueue: Enqueue
+    store: JobStore,
+    settings: Settings,
+    job_id: str,
+    batch: range,
+    enqueue: Enqueue,
+    *,
+    share: int | None = None,
 ) -> list[Start]:
     """Run a task's images in turn, record each, then enqueue the job's next task.
 
     Each image is started and finished in the store on its own, so a task that dies
     halfway is redelivered and redoes only the images it had not finished. One store
     round trip an image: finishing one image starts the next, finishing the last
-    claims the job's next task.
+    claims the job's next task: as many images as fit in IMGSERVE_BATCH_MS, and at
+    most 1/share of those left (guided scheduling: share is how many processes may
+    work on the job, the job window at most; batches shrink toward the job's end so
+    that its processes finish together).
     """
+    share = share or settings.job_window
     decisions: list[Start] = []
     seconds: list[float] = []
     job = _SPECS.get(job_id)
@@ -77,7 +87,7 @@ def handle_images(
                 job_id, finish=finish, start=start, max_attempts=settings.max_attempts
             )
     claim = batch_size(seconds, settings)
-    step = store.step(job_id, finish=finish, claim=claim, window=settings.job_window)
+    step = store.step(job_id, finish=finish, claim=claim, window=share)
     if step.claimed:
         enqueue(job_id, [step.claimed])
     return decisions
@@ -113,6 +123,21 @@ def _remember(job_id: str, job: Job | None) -> Job | None:
     return job
 
 
+_PARSED: dict[str, tuple[pipeline.Chain, pipeline.EncodeOptions]] = {}
+
+
+def _parsed(job: Job, settings: Settings) -> tuple[pipeline.Chain, pipeline.EncodeOptions]:
+    """Return a job's chain and encode options, parsed once per process like its spec."""
+    parsed = _PARSED.get(job.id)
+    if parsed is None:
+        chain = pipeline.parse_operations(job.operations, limits=settings.limits)
+        parsed = chain, pipeline.parse_encode_options(job.encode)
+        if len(_PARSED) >= _SPECS_KEPT:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[job.id] = parsed
+    return parsed
+
+
 def enqueue_next(
     store: JobStore, settings: Settings, job_id: str, enqueue: Enqueue, count: int = 1
 ) -> None:
@@ -131,8 +156,7 @@ def run_image(
     try:
         source = _resolve(settings, image.input, "input")
         target = _resolve(settings, image.output, "output")
-        chain = pipeline.parse_operations(job.operations, limits=settings.limits)
-        encode = pipeline.parse_encode_options(job.encode)
+        chain, encode = _parsed(job, settings)
         pipeline.process_image(
             source,
             target,
@@ -197,6 +221,17 @@ def _task_images(job_id: str, index: int, count: int = 1) -> tuple[str, range]:
     return job_id, range(index, index + count)
 
 
+_pool = {"size": settings.concurrency}
+
+
+@celeryd_after_setup.connect
+def _note_pool_size(sender: Any = None, instance: Any = None, **_: object) -> None:
+    """Remember this worker's pool size (before the pool starts: its processes inherit it)."""
+    size = getattr(instance, "concurrency", None)
+    if isinstance(size, int) and size > 0:
+        _pool["size"] = size
+
+
 @worker_process_init.connect
 def _init_process(**_: object) -> None:
     """Give each worker process one OpenCV thread (workers parallelise across processes)."""
@@ -215,7 +250,8 @@ def process_image(job_id: str, index: int, count: int = 1) -> list[str]:
     """Process image index of job job_id, and the count - 1 images after it."""
     started = time.perf_counter()
     batch = range(index, index + count)
-    decisions = handle_images(_store(), settings, job_id, batch, _enqueue)
+    share = min(settings.job_window, _pool["size"])
+    decisions = handle_images(_store(), settings, job_id, batch, _enqueue, share=share)
     which = f"image {index}" if count == 1 else f"images {index}-{batch[-1]}"
     log.info(
         "job %s %s: %s in %.3f s",

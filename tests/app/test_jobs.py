@@ -127,6 +127,52 @@ def test_long_poll_of_a_finished_job_answers_at_once(
     assert body["progress"]["percent"] == 100.0
 
 
+def test_a_post_with_wait_answers_once_the_job_finished(
+    client: FlaskClient, services: Services
+) -> None:
+    def run_it() -> None:
+        job_id = services.store.list_jobs(limit=1, offset=0)[0].id
+        services.store.start_image(job_id, 0, max_attempts=3)
+        services.store.finish_image(job_id, 0, error=None, timings=[])
+
+    timer = threading.Timer(0.4, run_it)
+    timer.start()
+    started = time.monotonic()
+    response = client.post(
+        "/jobs?wait=10",
+        json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": ["blur=3"]},
+    )
+    waited = time.monotonic() - started
+    timer.join()
+    assert response.status_code == 202
+    body = response.get_json()
+    assert response.headers["Location"] == f"/jobs/{body['id']}"
+    assert (body["state"], body["images"][0]["state"]) == ("succeeded", "succeeded")
+    assert 0.35 < waited < 5
+
+
+def test_a_post_with_wait_answers_the_job_as_it_is_when_the_wait_runs_out(
+    client: FlaskClient,
+) -> None:
+    started = time.monotonic()
+    response = client.post(
+        "/jobs?wait=0.3",
+        json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": ["blur=3"]},
+    )
+    assert time.monotonic() - started >= 0.3
+    assert response.status_code == 202 and response.get_json()["state"] == "queued"
+
+
+def test_a_post_with_a_wrong_wait_creates_nothing(client: FlaskClient) -> None:
+    body = {"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": ["blur=3"]}
+    response = client.post("/jobs?wait=31", json=body)
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == [
+        {"parameter": "wait", "detail": "wait must be a number from 0 to 30, not '31'"}
+    ]
+    assert client.get("/jobs").get_json()["jobs"] == []
+
+
 def test_wait_must_be_a_number_up_to_30(client: FlaskClient) -> None:
     job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
     for raw in ("31", "-1", "soon", "nan", "inf"):
