@@ -8,6 +8,7 @@ again before it reads or writes, so a symlink swapped in later cannot escape.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class InRoot:
     """
 
     def __init__(self, root: Path) -> None:
-        self.real_root = os.path.realpath(root)
+        self.real_root = _real_root(root)
         self._folders: dict[str, str] = {}
 
     def resolve(self, path: str) -> Path:
@@ -57,6 +58,15 @@ class InRoot:
             real = os.path.realpath(os.path.join(self.real_root, folder))
             self._folders[folder] = real
         return real
+
+
+@functools.lru_cache(maxsize=8)
+def _real_root(root: Path) -> str:
+    """Return a storage root's real path: configuration, read once per process.
+
+    Everything below the root is resolved afresh for every path.
+    """
+    return os.path.realpath(root)
 
 
 def _check_syntax(path: str) -> None:

@@ -85,6 +85,13 @@ end
 
 _PRELUDE = _PRELUDE.replace("$CHANNEL", CHANNEL)
 
+_CREATE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+"""
+
 _STEP = """
 local now, finish_i, err, counters = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local start_i, max_attempts, gave_up = ARGV[5], tonumber(ARGV[6]), ARGV[7]
@@ -184,6 +191,7 @@ class RedisJobStore(SingleSteps):
     def __init__(self, client: redis.Redis, *, ttl: int) -> None:
         self.client = client
         self.ttl = ttl
+        self._create = self.client.register_script(_CREATE)
         self._step = self._script(_STEP)
         self._cancel = self._script(_CANCEL)
         self._reap = self._script(_REAP)
@@ -222,7 +230,7 @@ class RedisJobStore(SingleSteps):
     def create(self, job: Job, *, window: int) -> list[int]:
         """Store a new job and claim its first window of images."""
         first = list(range(min(window, job.total)))
-        fields = {
+        fields: dict[str, str | int | float] = {
             "spec": json.dumps(job.spec()),
             "state": job.state,
             "total": job.total,
@@ -232,13 +240,12 @@ class RedisJobStore(SingleSteps):
             "started_at": "",
             "finished_at": "",
         }
+        pairs = [item for field in fields.items() for item in field]
+        args: list[str | int | float] = [
+            job.id, job.created_at, self.ttl, time.time() - self.ttl, *pairs
+        ]  # fmt: skip
         with self._answering():
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(_key(job.id), mapping=fields)  # type: ignore[arg-type]
-            pipe.expire(_key(job.id), self.ttl)
-            pipe.zadd(JOBS_INDEX, {job.id: job.created_at})
-            pipe.zremrangebyscore(JOBS_INDEX, "-inf", time.time() - self.ttl)
-            pipe.execute()
+            self._create(keys=[_key(job.id), JOBS_INDEX], args=args)
         return first
 
     def get(self, job_id: str) -> Job | None:
