@@ -128,6 +128,9 @@ def time_one_job(bench: Bench, n: int, *, in_post: bool = False) -> dict[str, fl
     answered = time.time()
     job, polls = settle(bench.session, bench.procs.url, posted)
     seen = time.time()
+    read = time.perf_counter()
+    bench.session.get(f"{bench.procs.url}/jobs/{job['id']}", timeout=10).raise_for_status()
+    read = time.perf_counter() - read
     created, begun, ended = (
         timestamp(succeeded(job)[k]) for k in ("created_at", "started_at", "finished_at")
     )
@@ -139,6 +142,7 @@ def time_one_job(bench: Bench, n: int, *, in_post: bool = False) -> dict[str, fl
         "running": ended - begun,
         "noticed": seen - ended,
         "GETs": polls,
+        "read": read,
     }
 
 
@@ -184,6 +188,7 @@ def latency_phase(bench: Bench) -> None:
         also <= 2,
     )
     ms = {part: 1000 * statistics.median(j[part] for j in jobs) for part in jobs[0]}
+    one = {part: 1000 * statistics.median(j[part] for j in in_post) for part in in_post[0]}
     gets = statistics.median(j["GETs"] for j in jobs)
     rows = [
         [
@@ -213,6 +218,11 @@ def latency_phase(bench: Bench) -> None:
         f"start_image) {ms['queued']:.1f}; `started_at` to `finished_at` (spec, decode, resize, "
         f"encode, write, finish_image) {ms['running']:.1f}; `finished_at` to the client holding "
         f"the answer (pub/sub wake-up, GET, JSON) {ms['noticed']:.1f}; GETs per job {gets:.0f}.",
+        f"- A `POST ?wait=` job's time, medians in ms: `created_at` {one['validate']:.1f} after "
+        f"the client sent it; `started_at` {one['queued']:.1f} later; `finished_at` "
+        f"{one['running']:.1f} later; the client holds the answer {one['noticed']:.1f} after "
+        f"that. For scale: a plain `GET /jobs/<id>` of a finished one-image job (HTTP both ways, "
+        f"one store read, JSON) takes {ms['read']:.1f} ms.",
         f"- One client, one job at a time, 64x64 JPEG, `resize=0.5`. `POST ?wait=` is how a "
         f"client submits a small job and waits for it, one request; POST then `GET ?wait=` is "
         f"how it follows a job it submitted earlier. The empty task's worker is "
