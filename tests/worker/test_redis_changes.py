@@ -12,8 +12,15 @@ import redis
 
 from tests.support import RedisServer
 from tests.worker.test_store import make_job
-from worker.store import StoreUnavailable
-from worker.store.redis_changes import RECHECK_SECONDS, Change, Wait, parse
+from worker.store import Finish, StoreUnavailable, redis_store
+from worker.store.redis_changes import (
+    CHANNEL,
+    QUIET_SECONDS,
+    RECHECK_SECONDS,
+    Change,
+    Wait,
+    parse,
+)
 from worker.store.redis_store import RedisJobStore, _key
 
 
@@ -136,3 +143,48 @@ def test_waits_are_woken_by_pub_sub_again_after_redis_comes_back(tmp_path: Path)
         store.close()
     finally:
         server.stop()
+
+
+def test_progress_is_published_at_most_every_quiet_interval_and_a_finish_always(
+    private_redis: str,
+) -> None:
+    store = RedisJobStore.from_url(private_redis, ttl=3600)
+    listener = redis.Redis.from_url(private_redis).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(CHANNEL)
+    job = make_job(images=40)
+    store.create(job, window=40)
+    started = time.monotonic()
+    for n in range(40):  # 79 changes in well under a second
+        store.step(job.id, finish=Finish(n - 1) if n else None, start=n, max_attempts=3)
+    store.finish_image(job.id, 39, error=None, timings=[])
+    elapsed = time.monotonic() - started
+    messages = []
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:  # None also stands for the ignored confirmation
+        message = listener.get_message(timeout=0.1)
+        if message is not None:
+            messages.append(parse(message["data"])[1])
+    assert messages[-1] == Change(80, finished=True)  # 40 starts, 40 finishes
+    assert 2 <= len(messages) <= 2 + elapsed / QUIET_SECONDS, (len(messages), elapsed)
+    listener.close()
+    store.close()
+
+
+def test_a_change_left_unpublished_is_seen_by_the_wait_s_own_read(
+    private_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "RECHECK_SECONDS", 30.0)  # only the read at QUIET_SECONDS
+    store = RedisJobStore.from_url(private_redis, ttl=3600)
+    job = make_job(images=2)
+    store.create(job, window=2)
+    store.start_image(job.id, 0, max_attempts=3)  # published
+    # Within QUIET_SECONDS of that publish: not published.
+    timer = threading.Timer(0.02, lambda: store.start_image(job.id, 1, max_attempts=3))
+    started = time.monotonic()
+    timer.start()
+    store.wait(job.id, version=1, timeout=20)
+    timer.join()
+    assert time.monotonic() - started < 5
+    seen = store.peek(job.id)
+    assert seen is not None and seen.version == 2
+    store.close()

@@ -1,11 +1,14 @@
 """Long-poll wake-ups over Redis pub/sub: one subscription per process, shared by every wait.
 
-Every change script publishes ``<job key> <version> <finished 0|1>`` on one channel,
-``imgserve:changed``. A process that long-polls keeps one listener thread subscribed
-to it and hands each message to the waits registered for that job, so a long-poll
-costs no connection and no SUBSCRIBE of its own. Waits also re-read the job every
-``RECHECK_SECONDS``, so a message lost while the listener reconnects delays an
-answer by at most that long, and a Redis that went away turns into StoreUnavailable.
+The change scripts publish ``<job key> <version> <finished 0|1>`` on one channel,
+``imgserve:changed``: a job's finish always, its progress at most every
+``QUIET_SECONDS`` (a 200-image job would otherwise send hundreds of messages a
+second). A process that long-polls keeps one listener thread subscribed to it and
+hands each message to the waits registered for that job, so a long-poll costs no
+connection and no SUBSCRIBE of its own. A wait reads the job itself QUIET_SECONDS
+after it began (a change that soon after a published one was not published), and
+every ``RECHECK_SECONDS``, so a message lost while the listener reconnects delays
+an answer by at most that long, and a Redis that went away turns into StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import redis
 
 CHANNEL = "imgserve:changed"
 RECHECK_SECONDS = 1.0
+QUIET_SECONDS = 0.1
+"""A job's progress is published at most this often (its finish always at once)."""
 IDLE_EXIT_SECONDS = 30.0
 """The listener thread ends after this long without a wait (a new wait starts it again)."""
 

@@ -38,7 +38,7 @@ from worker.store import (
     counter_increments,
     stats_from_counters,
 )
-from worker.store.redis_changes import CHANNEL, RECHECK_SECONDS, ChangeListener
+from worker.store.redis_changes import CHANNEL, QUIET_SECONDS, RECHECK_SECONDS, ChangeListener
 
 PREFIX = "imgserve:"
 JOBS_INDEX = PREFIX + "jobs"
@@ -51,9 +51,15 @@ local function image_state(i) return redis.call('HGET', key, 'i' .. i .. ':s') o
 local function bump(now)
   local v = redis.call('HINCRBY', key, 'version', 1)
   redis.call('HSET', key, 'changed_at', now)
-  local finished = '0'
-  if (redis.call('HGET', key, 'finished_at') or '') ~= '' then finished = '1' end
-  redis.call('PUBLISH', '$CHANNEL', key .. ' ' .. v .. ' ' .. finished)
+  local finished = (redis.call('HGET', key, 'finished_at') or '') ~= ''
+  -- A finish is always published; progress at most every $QUIET s (waits look for it).
+  local published = tonumber(redis.call('HGET', key, 'published_at') or '0')
+  if finished or tonumber(now) - published >= $QUIET then
+    redis.call('HSET', key, 'published_at', now)
+    local flag = '0'
+    if finished then flag = '1' end
+    redis.call('PUBLISH', '$CHANNEL', key .. ' ' .. v .. ' ' .. flag)
+  end
 end
 local function settle(now)
   local state = redis.call('HGET', key, 'state')
@@ -83,7 +89,7 @@ local function final(state)
 end
 """
 
-_PRELUDE = _PRELUDE.replace("$CHANNEL", CHANNEL)
+_PRELUDE = _PRELUDE.replace("$CHANNEL", CHANNEL).replace("$QUIET", repr(QUIET_SECONDS))
 
 _CREATE = """
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
@@ -334,16 +340,22 @@ class RedisJobStore(SingleSteps):
         return Peek(int(version), bool(finished_at), float(changed_at or 0))
 
     def wait(self, job_id: str, *, version: int, timeout: float, coalesce: float = 0.0) -> None:
-        """Return once the job changed (woken by the shared listener), or after timeout."""
+        """Return once the job changed (woken by the shared listener), or after timeout.
+
+        Progress is published at most every QUIET_SECONDS, so the wait also reads the
+        job itself once that long (or coalesce, if longer) has passed: a change made
+        within QUIET_SECONDS of one published before the wait began goes unpublished.
+        """
         now = time.monotonic()
         deadline, settle_at = now + timeout, now + coalesce
+        look_at = now + max(coalesce, QUIET_SECONDS)
         key = _key(job_id)
         wait = self._changes.register(key, version)
         try:
             read = True
             while True:
                 wait.woken.clear()
-                if read:  # at the start, then every RECHECK_SECONDS without a wake-up
+                if read:
                     seen = self.peek(job_id)
                     if seen is None or seen.finished:
                         return
@@ -351,9 +363,13 @@ class RedisJobStore(SingleSteps):
                 now = time.monotonic()
                 if wait.finished or now >= deadline or (wait.changed and now >= settle_at):
                     return
-                recheck = now + RECHECK_SECONDS
-                until = min(deadline, settle_at if wait.changed else deadline, recheck)
-                read = not wait.woken.wait(until - now) and until == recheck
+                times = [deadline, now + RECHECK_SECONDS]
+                if wait.changed:
+                    times.append(settle_at)
+                elif now < look_at:
+                    times.append(look_at)
+                until = min(times)
+                read = not wait.woken.wait(until - now)  # a wake-up brings its own news
         finally:
             self._changes.unregister(key, wait)
 
