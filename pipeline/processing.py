@@ -33,12 +33,15 @@ def process_image(
     encode: EncodeOptions = EncodeOptions(),  # noqa: B008 (frozen, so sharing it is safe)
     limits: Limits = DEFAULT_LIMITS,
     on_step: Callable[[str, float], None] | None = None,
+    retry: bool = False,
 ) -> list[Path]:
     """Run a chain on one image and write its outputs atomically; return their paths.
 
     Outputs are named as output_paths names them, in output order. on_step(name, seconds)
     is called once for "decode" (reading, checking and decoding), once per step (its total
     over all the images it got) and once for "encode" (encoding and writing every output).
+    retry: this call redoes one that may have been killed between writing its temporary
+    files and moving them into place; remove those first (see pipeline.writing).
     Raises UnsupportedFormat, InvalidOperation (a step that cannot apply to this image),
     ImageDecodeError, LimitExceeded or ImageWriteError; then no output of this call exists.
     """
@@ -64,7 +67,7 @@ def process_image(
         encoded.append(encode_image(leaf, image_format, encode, path.name))
         encoding += time.perf_counter() - started
     started = time.perf_counter()
-    write_outputs(list(zip(paths, encoded, strict=True)))
+    write_outputs(list(zip(paths, encoded, strict=True)), retry=retry)
     encoding += time.perf_counter() - started
 
     if on_step is not None:

@@ -61,6 +61,7 @@ def handle_images(
     share = share or settings.job_window
     decisions: list[Start] = []
     seconds: list[float] = []
+    began = time.perf_counter()
     job = _SPECS.get(job_id)
     step = store.step(
         job_id, start=batch.start, max_attempts=settings.max_attempts, spec=job is None
@@ -68,29 +69,49 @@ def handle_images(
     if job is None:
         job = _remember(job_id, step.spec)
     finish = None
-    for index in batch:
-        decision = step.started or "skip"
-        decisions.append(decision)
-        finish = None
-        if decision == "run" and job is not None:
-            started = time.perf_counter()
-            error, timings = run_image(job, index, settings)
-            seconds.append(time.perf_counter() - started)
-            finish = Finish(index, error, timings)
-            if error == soft_limit_error(settings) and index + 1 < batch.stop:
-                # The hard limit follows soon: hand the images not started to a new task.
-                enqueue(job_id, [range(index + 1, batch.stop)])
-                break
-        if index + 1 < batch.stop:
-            start = index + 1
-            step = store.step(
-                job_id, finish=finish, start=start, max_attempts=settings.max_attempts
-            )
-    claim = batch_size(seconds, settings)
+    rest = range(0)  # images handed to a new task, which then stands for the job's next
+    index = batch.start
+    try:
+        for index in batch:
+            decision = step.started or "skip"
+            decisions.append(decision)
+            finish = None
+            if decision == "run" and job is not None:
+                started = time.perf_counter()
+                error, timings = run_image(job, index, settings, retry=step.attempt > 1)
+                seconds.append(time.perf_counter() - started)
+                finish = Finish(index, error, timings)
+                if index + 1 < batch.stop and _overran(began, error, settings):
+                    rest = range(index + 1, batch.stop)
+                    break
+            if index + 1 < batch.stop:
+                step = store.step(
+                    job_id, finish=finish, start=index + 1, max_attempts=settings.max_attempts
+                )
+    except SoftTimeLimitExceeded:  # between two images: the next task redoes this one
+        rest = range(index, batch.stop)
+    claim = 0 if rest else batch_size(seconds, settings)
     step = store.step(job_id, finish=finish, claim=claim, window=share)
+    if rest:
+        enqueue(job_id, [rest])
     if step.claimed:
         enqueue(job_id, [step.claimed])
     return decisions
+
+
+HANDOFF_AFTER = 3
+"""A task that has run this many times IMGSERVE_BATCH_MS hands its other images on."""
+
+
+def _overran(began: float, error: str | None, settings: Settings) -> bool:
+    """Return whether a task should hand its images not started to a new task.
+
+    At the soft time limit the hard one follows soon; past HANDOFF_AFTER budgets the
+    batch was sized from cheaper images than these, and time limits and the other
+    jobs' turns are per task.
+    """
+    budget = HANDOFF_AFTER * settings.batch_ms / 1000
+    return error == soft_limit_error(settings) or time.perf_counter() - began > budget
 
 
 def batch_size(seconds: list[float], settings: Settings) -> int:
@@ -148,9 +169,12 @@ def enqueue_next(
 
 
 def run_image(
-    job: Job, index: int, settings: Settings
+    job: Job, index: int, settings: Settings, *, retry: bool = False
 ) -> tuple[str | None, list[tuple[str, float]]]:
-    """Process one image; return its error (None on success) and each step's time."""
+    """Process one image; return its error (None on success) and each step's time.
+
+    retry: an earlier attempt of this image may have been killed halfway through its write.
+    """
     image = job.images[index]
     timings: Timings = []
     try:
@@ -164,6 +188,7 @@ def run_image(
             encode=encode,
             limits=settings.limits,
             on_step=lambda op, seconds: timings.append((op, seconds)),
+            retry=retry,
         )
     except pipeline.PipelineError as exc:
         return exc.detail, timings
@@ -211,9 +236,10 @@ def _record_hard_time_limit(
         store.finish_image(job_id, index, error=error, timings=[])  # only the running one
     job = store.get(job_id)
     rest = [n for n in batch if job is not None and job.images[n].state == "queued"]
-    if rest:
+    if rest:  # the new task stands for the job's next: the window keeps its size
         _enqueue(job_id, [range(rest[0], rest[-1] + 1)])
-    enqueue_next(store, settings, job_id, _enqueue)
+    else:
+        enqueue_next(store, settings, job_id, _enqueue)
 
 
 def _task_images(job_id: str, index: int, count: int = 1) -> tuple[str, range]:

@@ -434,11 +434,17 @@ def test_shrink_on_load_halves_an_odd_sized_jpeg_exactly(
     assert np.abs(shrunk.astype(int) - full).mean() < 5.0
 
 
-def test_a_rewrite_removes_what_a_killed_attempt_left_behind(source: Path, out: Path) -> None:
+def test_a_retry_removes_what_a_killed_attempt_left_behind(source: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / ".q.jpg.imgserve.tmp").write_bytes(b"half an image")
-    unrelated = out / ".other.jpg.imgserve.tmp"
+    leftovers = [out / ".q.jpg.0badcafe.tmp", out / ".q.jpg.12345678.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half an image")
+    unrelated = out / ".other.jpg.0badcafe.tmp"
     unrelated.write_bytes(b"someone else's")
-    process_image(source, out / "q.jpg", parse_operations([]))
-    assert sorted(p.name for p in out.iterdir()) == [".other.jpg.imgserve.tmp", "q.jpg"]
+    process_image(source, out / "q.jpg", parse_operations([]))  # a first attempt: no listing
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".other.jpg.0badcafe.tmp", ".q.jpg.0badcafe.tmp", ".q.jpg.12345678.tmp", "q.jpg"]
+    )
+    process_image(source, out / "q.jpg", parse_operations([]), retry=True)
+    assert sorted(p.name for p in out.iterdir()) == [".other.jpg.0badcafe.tmp", "q.jpg"]
     assert cv2.imread(str(out / "q.jpg")).shape == cv2.imread(str(source)).shape

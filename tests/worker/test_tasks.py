@@ -8,14 +8,18 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 
 from tests.support import RecordingQueue
 from worker import tasks
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.settings import Settings
+from worker.store import Step
+from worker.store.redis_changes import Change, Wait
 from worker.store.sqlite_store import SqliteJobStore
 from worker.tasks import MAX_BATCH, batch_size, handle_images, soft_limit_error
 
@@ -131,9 +135,10 @@ def test_a_task_runs_its_batch_in_turn_and_sizes_the_next_from_their_times(
     assert [image.state for image in got.images] == ["succeeded"] * 7 + ["queued"] * 5
     for n in range(7):
         assert cv2.imread(str(settings.root / f"out/{n}.jpg")).shape == (188, 256, 3)
+    handle_images(store, roomy, job.id, range(7, 10), queue.enqueue)
     slow = replace(settings, batch_ms=1)  # any image is expensive: one a task
-    handle_images(store, slow, job.id, range(7, 10), queue.enqueue)
-    assert queue.tasks[2:] == [(job.id, range(10, 11))]
+    handle_images(store, slow, job.id, range(10, 11), queue.enqueue)
+    assert queue.tasks[2:] == [(job.id, range(10, 11)), (job.id, range(11, 12))]
 
 
 def test_batch_size_aims_at_the_budget_within_one_and_the_cap(settings: Settings) -> None:
@@ -154,13 +159,19 @@ def test_a_redelivered_batch_redoes_only_what_it_had_not_finished(
     store.start_image(job.id, 0, max_attempts=3)
     store.finish_image(job.id, 0, error=None, timings=[])
     store.start_image(job.id, 1, max_attempts=3)
-    decisions = handle_images(store, settings, job.id, range(0, 4), RecordingQueue().enqueue)
+    # It was killed between writing image 1's temporary file and moving it into place.
+    (settings.root / ".1.jpg.0badcafe.tmp").write_bytes(b"half an image")
+    (settings.root / ".2.jpg.0badcafe.tmp").write_bytes(b"not ours to judge")
+    roomy = replace(settings, batch_ms=100_000)
+    decisions = handle_images(store, roomy, job.id, range(0, 4), RecordingQueue().enqueue)
     assert decisions == ["skip", "run", "run", "run"]
     got = store.get(job.id)
     assert got is not None and got.state == "succeeded"
     assert [image.attempts for image in got.images] == [1, 2, 1, 1]
     assert not (settings.root / "0.jpg").exists()  # not redone
     assert all((settings.root / f"{n}.jpg").exists() for n in (1, 2, 3))
+    # The retry of image 1 removed what its killed attempt left; a first attempt lists nothing.
+    assert sorted(p.name for p in settings.root.glob(".*.tmp")) == [".2.jpg.0badcafe.tmp"]
 
 
 def test_a_soft_time_limit_hands_the_images_not_started_to_a_new_task(
@@ -171,19 +182,68 @@ def test_a_soft_time_limit_hands_the_images_not_started_to_a_new_task(
     job = new_job(store, pairs, [])
     real = tasks.run_image
 
-    def slow_second(job: Job, index: int, settings: Settings) -> tuple[str | None, list]:  # type: ignore[type-arg]
-        return (soft_limit_error(settings), []) if index == 1 else real(job, index, settings)
+    def slow_second(
+        job: Job, index: int, settings: Settings, retry: bool = False
+    ) -> tuple[str | None, list]:  # type: ignore[type-arg]
+        if index == 1:
+            return soft_limit_error(settings), []
+        return real(job, index, settings, retry=retry)
 
     monkeypatch.setattr(tasks, "run_image", slow_second)
-    assert handle_images(store, settings, job.id, range(0, 4), queue.enqueue) == ["run"] * 2
-    # The rest of the batch in a new task, then the job's next as always.
-    assert queue.tasks == [(job.id, range(2, 4)), (job.id, range(1, 2))]
+    roomy = replace(settings, batch_ms=100_000)
+    assert handle_images(store, roomy, job.id, range(0, 4), queue.enqueue) == ["run"] * 2
+    # The rest of the batch in a new task, which stands for the job's next one.
+    assert queue.tasks == [(job.id, range(2, 4))]
     got = store.get(job.id)
     assert got is not None
     assert [image.state for image in got.images] == [
         "succeeded", "failed", "queued", "queued", "queued"
     ]  # fmt: skip
     assert got.images[1].error == "timed out: stopped at the soft time limit of 300 s"
+
+
+def test_a_batch_that_overruns_its_budget_hands_the_rest_to_a_new_task(
+    settings: Settings, store: SqliteJobStore
+) -> None:
+    queue = RecordingQueue()
+    pairs = [("cyclo4.jpg", f"{n}.png") for n in range(5)]
+    job = new_job(store, pairs, [{"op": "blur", "kernel": 31, "sigma": 0}])
+    tight = replace(settings, batch_ms=1)  # one blurred 1 MP PNG takes well over 3 ms
+    assert handle_images(store, tight, job.id, range(0, 4), queue.enqueue) == ["run"]
+    assert queue.tasks == [(job.id, range(1, 4))]
+    assert states_of(store, job.id) == ["succeeded", "queued", "queued", "queued", "queued"]
+
+
+def test_a_soft_time_limit_between_two_images_hands_them_on(
+    settings: Settings, store: SqliteJobStore
+) -> None:
+    queue = RecordingQueue()
+    job = new_job(store, [("cyclo4.jpg", f"{n}.jpg") for n in range(3)], [])
+
+    class LimitedStore(SqliteJobStore):
+        def step(self, job_id: str, **kwargs: Any) -> Step:
+            if kwargs.get("start") == 1:
+                raise SoftTimeLimitExceeded()
+            return super().step(job_id, **kwargs)
+
+    limited = LimitedStore(settings.state_dir / "jobs.sqlite3", ttl=3600)
+    roomy = replace(settings, batch_ms=100_000)
+    assert handle_images(limited, roomy, job.id, range(0, 3), queue.enqueue) == ["run"]
+    assert queue.tasks == [(job.id, range(0, 3))]  # image 0 is recorded, so it will skip
+    assert states_of(store, job.id) == ["succeeded", "queued", "queued"]
+
+
+def test_a_late_older_message_does_not_count_as_a_change() -> None:
+    wait = Wait(version=5)
+    wait.hear(Change(4, finished=False))
+    assert not wait.changed and not wait.woken.is_set()
+
+
+def states_of(store: SqliteJobStore, job_id: str) -> list[str]:
+    """Return each image's state."""
+    job = store.get(job_id)
+    assert job is not None
+    return [image.state for image in job.images]
 
 
 REUSE_PROBE = """

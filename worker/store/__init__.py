@@ -120,6 +120,8 @@ class Step:
     """The images of the job's next task; empty when none was asked for or none is left."""
     spec: Job | None
     """The job as it was created, when asked for and the job exists."""
+    attempt: int = 0
+    """The attempts of the image asked to start, this one included (a retry: above 1)."""
 
 
 class JobStore(Protocol):

@@ -56,7 +56,7 @@ class Wait:
         if change.finished and not self.finished:
             self.finished = self.changed = True
             self.woken.set()
-        elif change.version != self.version and not self.changed:
+        elif change.version > self.version and not self.changed:  # not a late, older one
             self.changed = True
             self.woken.set()
 
@@ -134,7 +134,10 @@ class ChangeListener:
                 if message is not None and message["type"] == "subscribe":
                     self._subscribed.set()  # Redis confirmed: no change is missed from now
                 elif message is not None and message["type"] == "message":
-                    self._deliver(message["data"])
+                    try:
+                        self._deliver(message["data"])
+                    except ValueError:  # not one of imgserve's messages: the thread goes on
+                        log.warning("ignored a malformed message on %s", CHANNEL)
                 with self._lock:
                     if self._waits:
                         idle_since = time.monotonic()

@@ -52,10 +52,13 @@ local function bump(now)
   local v = redis.call('HINCRBY', key, 'version', 1)
   redis.call('HSET', key, 'changed_at', now)
   local finished = (redis.call('HGET', key, 'finished_at') or '') ~= ''
-  -- A finish is always published; progress at most every $QUIET s (waits look for it).
+  -- A finish is always published; progress at most every $QUIET s (waits look for it),
+  -- timed by Redis's clock: the workers' clocks may disagree.
+  local time = redis.call('TIME')
+  local clock = tonumber(time[1]) + tonumber(time[2]) / 1000000
   local published = tonumber(redis.call('HGET', key, 'published_at') or '0')
-  if finished or tonumber(now) - published >= $QUIET then
-    redis.call('HSET', key, 'published_at', now)
+  if finished or clock - published >= $QUIET then
+    redis.call('HSET', key, 'published_at', clock)
     local flag = '0'
     if finished then flag = '1' end
     redis.call('PUBLISH', '$CHANNEL', key .. ' ' .. v .. ' ' .. flag)
@@ -103,8 +106,8 @@ local now, finish_i, err, counters = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local start_i, max_attempts, gave_up = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local claim, window, want_spec = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 if redis.call('EXISTS', key) == 0 then
-  if start_i ~= '' then return {'skip', 0, 0, ''} end
-  return {'', 0, 0, ''}
+  if start_i ~= '' then return {'skip', 0, 0, '', 0} end
+  return {'', 0, 0, '', 0}
 end
 
 local function finish_image(i)
@@ -121,6 +124,7 @@ local function finish_image(i)
   end
 end
 
+local attempt = 0
 local function start_image(i)
   local st = image_state(i)
   if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 'skip' end
@@ -128,7 +132,8 @@ local function start_image(i)
   if redis.call('HGET', key, 'state') == 'cancelled' then
     settle_image(i, 'cancelled', false, now); bump(now); return 'skip'
   end
-  if redis.call('HINCRBY', key, 'i' .. i .. ':a', 1) > max_attempts then
+  attempt = redis.call('HINCRBY', key, 'i' .. i .. ':a', 1)
+  if attempt > max_attempts then
     settle_image(i, 'failed', gave_up, now); bump(now); return 'gave_up'
   end
   redis.call('HSET', key, 'i' .. i .. ':s', 'running', 'i' .. i .. ':t', now)
@@ -154,7 +159,7 @@ local started, first, taken, spec = '', 0, 0, ''
 if start_i ~= '' then started = start_image(start_i) end
 if claim > 0 then first, taken = claim_next() end
 if want_spec == '1' then spec = redis.call('HGET', key, 'spec') end
-return {started, first, taken, spec}
+return {started, first, taken, spec, attempt}
 """
 
 _CANCEL = """
@@ -307,11 +312,12 @@ class RedisJobStore(SingleSteps):
             "1" if spec else "0",
         ]
         with self._answering():
-            started, first, taken, raw = self._step(keys=[_key(job_id), STATS], args=args)
+            started, first, taken, raw, attempt = self._step(keys=[_key(job_id), STATS], args=args)
         return Step(
             started=cast(Start, started.decode()) if started else None,
             claimed=range(int(first), int(first) + int(taken)),
             spec=Job.from_spec(json.loads(raw)) if raw else None,
+            attempt=int(attempt),
         )
 
     def cancel(self, job_id: str) -> Job | None:
@@ -359,7 +365,8 @@ class RedisJobStore(SingleSteps):
                     seen = self.peek(job_id)
                     if seen is None or seen.finished:
                         return
-                    wait.changed = wait.changed or seen.version != version
+                    if seen.version != version:
+                        wait.changed = True  # only ever set: the listener sets it too
                 now = time.monotonic()
                 if wait.finished or now >= deadline or (wait.changed and now >= settle_at):
                     return

@@ -183,7 +183,10 @@ class SqliteJobStore(SingleSteps):
                 else job.start_image(start, max_attempts=max_attempts, now=now)
             )
             claimed = job.claim_next(count=claim, window=window) if claim > 0 else range(0)
-            return finished, Step(started, claimed, Job.from_spec(job.spec()) if spec else None)
+            ran = start is not None and started in ("run", "gave_up")
+            attempt = job.images[start].attempts if ran and start is not None else 0
+            made = Job.from_spec(job.spec()) if spec else None
+            return finished, Step(started, claimed, made, attempt)
 
         missing = (False, Step(None if start is None else "skip", range(0), None))
         finished, step = self._change(job_id, transition, missing)
