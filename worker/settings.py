@@ -108,8 +108,8 @@ class Settings:
         return kinds.get(str(annotation), str)
 
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
+_SWITCHES = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}  # fmt: skip
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:
@@ -123,8 +123,8 @@ def _convert(name: str, raw: str, kind: type) -> Any:
             raise SettingsError(f"{name}={raw!r} must be at least 1")
         return value
     if kind is bool:
-        if raw.lower() in _TRUE or raw.lower() in _FALSE:
-            return raw.lower() in _TRUE
+        if raw.lower() in _SWITCHES:
+            return _SWITCHES[raw.lower()]
         raise SettingsError(f"{name}={raw!r} is not one of 1, 0, true, false, yes, no, on, off")
     if kind is Path:
         return Path(raw).expanduser()

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import celeryd_after_setup, task_failure, worker_process_init
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, list[range]], None]
 Timings = list[tuple[str, float]]
+T = TypeVar("T")
 
 MAX_BATCH = 32
 """Images one task may take at most, however cheap they are."""
@@ -138,10 +139,15 @@ _SPECS_KEPT = 64
 def _remember(job_id: str, job: Job | None) -> Job | None:
     """Keep a job's spec in this process: it never changes, and jobs can be large."""
     if job is not None:
-        if len(_SPECS) >= _SPECS_KEPT:
-            _SPECS.pop(next(iter(_SPECS)))
-        _SPECS[job_id] = job
+        _keep(_SPECS, job_id, job)
     return job
+
+
+def _keep(cache: dict[str, T], job_id: str, value: T) -> None:
+    """Keep a value of a job's in a per-process cache of the _SPECS_KEPT newest jobs."""
+    if len(cache) >= _SPECS_KEPT:
+        cache.pop(next(iter(cache)))
+    cache[job_id] = value
 
 
 _PARSED: dict[str, tuple[pipeline.Chain, pipeline.EncodeOptions]] = {}
@@ -153,17 +159,13 @@ def _parsed(job: Job, settings: Settings) -> tuple[pipeline.Chain, pipeline.Enco
     if parsed is None:
         chain = pipeline.parse_operations(job.operations, limits=settings.limits)
         parsed = chain, pipeline.parse_encode_options(job.encode)
-        if len(_PARSED) >= _SPECS_KEPT:
-            _PARSED.pop(next(iter(_PARSED)))
-        _PARSED[job.id] = parsed
+        _keep(_PARSED, job.id, parsed)
     return parsed
 
 
-def enqueue_next(
-    store: JobStore, settings: Settings, job_id: str, enqueue: Enqueue, count: int = 1
-) -> None:
+def enqueue_next(store: JobStore, settings: Settings, job_id: str, enqueue: Enqueue) -> None:
     """Keep the job's window full: enqueue its next task, if any, at the back of the queue."""
-    following = store.claim_next(job_id, count=count, window=settings.job_window)
+    following = store.claim_next(job_id, window=settings.job_window)
     if following:
         enqueue(job_id, [following])
 
@@ -272,7 +274,7 @@ def _init_process(**_: object) -> None:
     retry_backoff=True,
     max_retries=5,
 )
-def process_image(job_id: str, index: int, count: int = 1) -> list[str]:
+def process_image(job_id: str, index: int, count: int = 1) -> list[Start]:
     """Process image index of job job_id, and the count - 1 images after it."""
     started = time.perf_counter()
     batch = range(index, index + count)
@@ -286,4 +288,4 @@ def process_image(job_id: str, index: int, count: int = 1) -> list[str]:
         ", ".join(decisions),
         time.perf_counter() - started,
     )
-    return list(decisions)
+    return decisions

@@ -44,18 +44,25 @@ def test_a_wait_is_woken_by_its_first_change_and_by_the_finish_not_by_every_chan
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[str]:
-    """Yield the URL of a redis-server of this test's own (no other test's subscribers)."""
+def private_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """Yield a redis-server of this test's own (no other test's subscribers)."""
     server = RedisServer(tmp_path)
     server.start()
-    yield server.url
+    yield server
     server.stop()
 
 
+@pytest.fixture
+def store(private_server: RedisServer) -> Iterator[RedisJobStore]:
+    """Yield a store on the test's own Redis; close it (and its listener thread) after."""
+    opened = RedisJobStore.from_url(private_server.url, ttl=3600)
+    yield opened
+    opened.close()
+
+
 def test_many_waits_share_one_subscription_and_each_wakes_for_its_own_job(
-    private_redis: str,
+    store: RedisJobStore,
 ) -> None:
-    store = RedisJobStore.from_url(private_redis, ttl=3600)
     jobs = [make_job(images=1) for _ in range(10)]
     for job in jobs:
         store.create(job, window=1)
@@ -84,8 +91,7 @@ def test_many_waits_share_one_subscription_and_each_wakes_for_its_own_job(
     assert sorted(answered) == sorted(job.id for job in jobs)
 
 
-def test_a_change_whose_message_was_lost_answers_at_the_next_read(redis_url: str) -> None:
-    store = RedisJobStore.from_url(redis_url, ttl=3600)
+def test_a_change_whose_message_was_lost_answers_at_the_next_read(store: RedisJobStore) -> None:
     job = make_job(images=1)
     store.create(job, window=1)
     # Finished behind the listener's back: no message is published.
@@ -99,57 +105,46 @@ def test_a_change_whose_message_was_lost_answers_at_the_next_read(redis_url: str
     assert 0.15 < time.monotonic() - started < RECHECK_SECONDS + 2
 
 
-def test_a_wait_fails_as_unavailable_when_redis_goes_away(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        store = RedisJobStore.from_url(server.url, ttl=3600)
-        job = make_job(images=1)
-        store.create(job, window=1)
-        threading.Timer(0.3, server.stop).start()
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable):
-            store.wait(job.id, version=0, timeout=20)
-        assert time.monotonic() - started < RECHECK_SECONDS + 5
-        store.close()
-    finally:
-        server.stop()
-
-
-def test_waits_are_woken_by_pub_sub_again_after_redis_comes_back(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        store = RedisJobStore.from_url(server.url, ttl=3600)
-        job = make_job(images=1)
-        store.create(job, window=1)
-        store.wait(job.id, version=0, timeout=0.2)  # the listener is up
-        server.stop()
-        time.sleep(0.5)
-        server.start()
-        store.create(job, window=1)
-        timer = threading.Timer(0.3, lambda: store.start_image(job.id, 0, max_attempts=3))
-        timer.start()
-        started = time.monotonic()
+def test_a_wait_fails_as_unavailable_when_redis_goes_away(
+    private_server: RedisServer, store: RedisJobStore
+) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    threading.Timer(0.3, private_server.stop).start()
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
         store.wait(job.id, version=0, timeout=20)
-        timer.join()
-        assert time.monotonic() - started < RECHECK_SECONDS + 3
-        client = redis.Redis.from_url(server.url)
-        deadline = time.monotonic() + 5
-        while len(client.client_list(_type="pubsub")) != 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(client.client_list(_type="pubsub")) == 1
-        client.close()
-        store.close()
-    finally:
-        server.stop()
+    assert time.monotonic() - started < RECHECK_SECONDS + 5
+
+
+def test_waits_are_woken_by_pub_sub_again_after_redis_comes_back(
+    private_server: RedisServer, store: RedisJobStore
+) -> None:
+    job = make_job(images=1)
+    store.create(job, window=1)
+    store.wait(job.id, version=0, timeout=0.2)  # the listener is up
+    private_server.stop()
+    time.sleep(0.5)
+    private_server.start()
+    store.create(job, window=1)
+    timer = threading.Timer(0.3, lambda: store.start_image(job.id, 0, max_attempts=3))
+    timer.start()
+    started = time.monotonic()
+    store.wait(job.id, version=0, timeout=20)
+    timer.join()
+    assert time.monotonic() - started < RECHECK_SECONDS + 3
+    client = redis.Redis.from_url(private_server.url)
+    deadline = time.monotonic() + 5
+    while len(client.client_list(_type="pubsub")) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(client.client_list(_type="pubsub")) == 1
+    client.close()
 
 
 def test_progress_is_published_at_most_every_quiet_interval_and_a_finish_always(
-    private_redis: str,
+    private_server: RedisServer, store: RedisJobStore
 ) -> None:
-    store = RedisJobStore.from_url(private_redis, ttl=3600)
-    listener = redis.Redis.from_url(private_redis).pubsub(ignore_subscribe_messages=True)
+    listener = redis.Redis.from_url(private_server.url).pubsub(ignore_subscribe_messages=True)
     listener.subscribe(CHANNEL)
     job = make_job(images=40)
     store.create(job, window=40)
@@ -167,14 +162,12 @@ def test_progress_is_published_at_most_every_quiet_interval_and_a_finish_always(
     assert messages[-1] == Change(80, finished=True)  # 40 starts, 40 finishes
     assert 2 <= len(messages) <= 2 + elapsed / QUIET_SECONDS, (len(messages), elapsed)
     listener.close()
-    store.close()
 
 
 def test_a_change_left_unpublished_is_seen_by_the_wait_s_own_read(
-    private_redis: str, monkeypatch: pytest.MonkeyPatch
+    store: RedisJobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(redis_store, "RECHECK_SECONDS", 30.0)  # only the read at QUIET_SECONDS
-    store = RedisJobStore.from_url(private_redis, ttl=3600)
     job = make_job(images=2)
     store.create(job, window=2)
     store.start_image(job.id, 0, max_attempts=3)  # published
@@ -187,4 +180,3 @@ def test_a_change_left_unpublished_is_seen_by_the_wait_s_own_read(
     assert time.monotonic() - started < 5
     seen = store.peek(job.id)
     assert seen is not None and seen.version == 2
-    store.close()

@@ -408,7 +408,7 @@ def test_spec_is_the_job_as_created_whatever_its_progress(store: JobStore) -> No
     job = make_job(images=2)
     store.create(job, window=2)
     store.start_image(job.id, 0, max_attempts=3)
-    spec = store.spec(job.id)
+    spec = store.step(job.id, spec=True).spec
     assert spec is not None
     assert spec.spec() == job.spec() and [i.state for i in spec.images] == ["queued", "queued"]
-    assert store.spec("nope") is None
+    assert store.step("nope", spec=True).spec is None

@@ -136,9 +136,6 @@ class JobStore(Protocol):
     def get(self, job_id: str) -> Job | None:
         """Return the job, or None when there is no such job (or it expired)."""
 
-    def spec(self, job_id: str) -> Job | None:
-        """Return the job as it was created (its request, no progress), or None."""
-
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
 

@@ -265,12 +265,6 @@ class RedisJobStore(SingleSteps):
             raw = cast(dict[bytes, bytes], self.client.hgetall(_key(job_id)))
         return _job_from_hash(raw)
 
-    def spec(self, job_id: str) -> Job | None:
-        """Return the job as it was created, reading only its spec field."""
-        with self._answering():
-            raw = cast(bytes | None, self.client.hget(_key(job_id), "spec"))
-        return None if raw is None else Job.from_spec(json.loads(raw))
-
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
         with self._answering():

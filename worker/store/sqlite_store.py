@@ -138,17 +138,6 @@ class SqliteJobStore(SingleSteps):
         """Return the job, or None."""
         return self._load(self._connection(), job_id)
 
-    def spec(self, job_id: str) -> Job | None:
-        """Return the job as it was created, reading only its spec."""
-        row = (
-            self._connection()
-            .execute(
-                "SELECT spec FROM jobs WHERE id = ? AND expires_at >= ?", (job_id, time.time())
-            )
-            .fetchone()
-        )
-        return None if row is None else Job.from_spec(json.loads(row["spec"]))
-
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
         db = self._connection()
@@ -183,8 +172,8 @@ class SqliteJobStore(SingleSteps):
                 else job.start_image(start, max_attempts=max_attempts, now=now)
             )
             claimed = job.claim_next(count=claim, window=window) if claim > 0 else range(0)
-            ran = start is not None and started in ("run", "gave_up")
-            attempt = job.images[start].attempts if ran and start is not None else 0
+            ran = started in ("run", "gave_up")
+            attempt = job.images[start].attempts if start is not None and ran else 0
             made = Job.from_spec(job.spec()) if spec else None
             return finished, Step(started, claimed, made, attempt)
 
