@@ -23,13 +23,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Return the Celery configuration for these settings."""
     if settings.redis_url:
         broker = settings.redis_url
+        transport: str | None = "worker.broker:Transport"  # kombu's, one client a channel
         transport_options: dict[str, Any] = {
             # A message not acked this long after delivery is handed out again; keep it
             # well above the hard time limit so a slow image is never run twice at once.
             "visibility_timeout": max(3600, 2 * settings.hard_time_limit),
         }
     else:
-        broker = "filesystem://"
+        broker, transport = "filesystem://", None
         folders = {name: settings.state_dir / name for name in ("queue", "control")}
         for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)
@@ -41,6 +42,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
     return {
         "broker_url": broker,
+        "broker_transport": transport,
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": QUEUE,

@@ -62,6 +62,7 @@ def test_celery_is_configured_for_reliability(tmp_path: Path) -> None:
     assert config["task_soft_time_limit"] < config["task_time_limit"]
     assert config["task_time_limit"] < config["broker_transport_options"]["visibility_timeout"]
     assert not config["worker_send_task_events"] and not config["task_send_sent_event"]
+    assert config["broker_transport"] == "worker.broker:Transport"  # one client a channel
 
 
 @pytest.mark.parametrize(
@@ -88,7 +89,7 @@ def test_a_task_events_value_that_is_not_a_switch_is_refused() -> None:
 
 def test_the_embedded_broker_is_a_folder_under_the_state_dir(tmp_path: Path) -> None:
     config = celery_config(Settings(root=tmp_path, state_dir=tmp_path / "state"))
-    assert config["broker_url"] == "filesystem://"
+    assert config["broker_url"] == "filesystem://" and config["broker_transport"] is None
     assert config["broker_transport_options"]["data_folder_in"] == str(tmp_path / "state" / "queue")
     assert (tmp_path / "state" / "queue").is_dir()
 
