@@ -48,6 +48,7 @@ from benchmarks.report import cpu_model, load_average, markdown_table, opencv_jp
 from benchmarks.service_client import (
     CLIENTS,
     WAIT,
+    Client,
     hammer,
     percentile,
     run_job,
@@ -83,16 +84,19 @@ class Figure:
 
 @dataclass
 class Bench:
-    """What the phases share: options, storage root, processes, session, report so far."""
+    """What the phases share: options, storage root, processes, client, report so far."""
 
     args: argparse.Namespace
     root: Path
     procs: Processes
-    session: requests.Session = field(default_factory=requests.Session)
+    client: Client = field(init=False)
     pools: dict[int, ProcessPoolExecutor] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.client = Client(self.procs.url)
 
     def log(self, message: str) -> None:
         """Show progress on stderr."""
@@ -111,7 +115,7 @@ class Bench:
         self.log(f"starting a worker with {concurrency} pool processes")
         self.procs.start_workers(concurrency)
         warm = [{"input": TINY, "output": f"{self.out('warm')}/{n}.jpg"} for n in range(8)]
-        run_job(self.session, self.procs.url, warm, ["resize=0.5"])
+        run_job(self.client, warm, ["resize=0.5"])
 
 
 # -- latency, memory, the API ----------------------------------------------------------------
@@ -124,12 +128,13 @@ def time_one_job(bench: Bench, n: int, *, in_post: bool = False) -> dict[str, fl
     """
     image = [{"input": TINY, "output": f"out/latency/{'p' if in_post else 'g'}{n}.jpg"}]
     started = time.time()
-    posted = submit(bench.session, bench.procs.url, image, ["resize=0.5"], WAIT if in_post else 0)
+    posted = submit(bench.client, image, ["resize=0.5"], WAIT if in_post else 0)
     answered = time.time()
-    job, polls = settle(bench.session, bench.procs.url, posted)
+    job, polls = settle(bench.client, posted)
     seen = time.time()
     read = time.perf_counter()
-    bench.session.get(f"{bench.procs.url}/jobs/{job['id']}", timeout=10).raise_for_status()
+    if bench.client.request("GET", f"/jobs/{job['id']}")[0] != 200:
+        raise RuntimeError(f"GET /jobs/{job['id']} failed")
     read = time.perf_counter() - read
     created, begun, ended = (
         timestamp(succeeded(job)[k]) for k in ("created_at", "started_at", "finished_at")
@@ -146,6 +151,18 @@ def time_one_job(bench: Bench, n: int, *, in_post: bool = False) -> dict[str, fl
     }
 
 
+def time_through_requests(bench: Bench, session: requests.Session, n: int) -> float:
+    """Run a one-image job as time_one_job does in the POST, with requests; return seconds."""
+    body = {
+        "images": [{"input": TINY, "output": f"out/latency/r{n}.jpg"}],
+        "operations": ["resize=0.5"],
+    }
+    started = time.perf_counter()
+    response = session.post(f"{bench.procs.url}/jobs?wait={WAIT}", json=body, timeout=WAIT + 30)
+    succeeded(response.json())
+    return time.perf_counter() - started
+
+
 def time_empty_task() -> float:
     """Return the round trip of one empty Celery task, in seconds."""
     started = time.perf_counter()
@@ -157,18 +174,24 @@ def latency_phase(bench: Bench) -> None:
     """Time one-image jobs POST to succeeded beside empty Celery tasks, in alternating blocks."""
     total = 50 if bench.args.quick else 500
     block = min(25, total)
+    session = requests.Session()
     for n in range(10):  # warm-up: connections, and every process of both workers
         time_empty_task()
         time_one_job(bench, n)
         time_one_job(bench, n, in_post=True)
+        time_through_requests(bench, session, n)
     others = Others()
     jobs: list[dict[str, float]] = []
     in_post: list[dict[str, float]] = []
     tasks: list[float] = []
+    through_requests: list[float] = []
     while len(jobs) < total:
         in_post += [time_one_job(bench, len(jobs) + n, in_post=True) for n in range(block)]
         jobs += [time_one_job(bench, len(jobs) + n) for n in range(block)]
         tasks += [time_empty_task() for _ in range(block)]
+        through_requests += [
+            time_through_requests(bench, session, len(jobs) + n) for n in range(block)
+        ]
     busy = others.cores()
     bench.log(f"latency: {total} jobs each way, {total} empty tasks")
     ours, theirs = [j["total"] * 1000 for j in in_post], [t * 1000 for t in tasks]
@@ -202,6 +225,11 @@ def latency_phase(bench: Bench) -> None:
             *(f"{percentile(two_requests, p):.1f}" for p in (50, 95, 99)),
         ],
         [
+            f"imgserve one-image job ({total})",
+            "POST ?wait=30 as above, sent with requests instead",
+            *(f"{1000 * percentile(through_requests, p):.1f}" for p in (50, 95, 99)),
+        ],
+        [
             f"empty Celery task ({total})",
             "apply_async().get(), Redis result backend",
             *(f"{percentile(theirs, p):.1f}" for p in (50, 95, 99)),
@@ -223,7 +251,9 @@ def latency_phase(bench: Bench) -> None:
         f"{one['running']:.1f} later; the client holds the answer {one['noticed']:.1f} after "
         f"that. For scale: a plain `GET /jobs/<id>` of a finished one-image job (HTTP both ways, "
         f"one store read, JSON) takes {ms['read']:.1f} ms.",
-        f"- One client, one job at a time, 64x64 JPEG, `resize=0.5`. `POST ?wait=` is how a "
+        f"- One client, one job at a time, 64x64 JPEG, `resize=0.5`, over one keep-alive "
+        f"connection of Python's http.client (requests costs more on the client's side: the "
+        f"row beside). `POST ?wait=` is how a "
         f"client submits a small job and waits for it, one request; POST then `GET ?wait=` is "
         f"how it follows a job it submitted earlier. The empty task's worker is "
         f"prefork with 2 processes, INFO logging and imgserve's reliability settings, on "
@@ -239,9 +269,7 @@ def peak_rss(bench: Bench, image: str, chain: list[str]) -> tuple[float, float]:
     for pid in pids:
         reset_peak(pid)
     idle = {pid: status_kb(pid, "VmRSS") / 1e3 for pid in pids}
-    run_job(
-        bench.session, bench.procs.url, [{"input": image, "output": f"{bench.out('m')}.jpg"}], chain
-    )
+    run_job(bench.client, [{"input": image, "output": f"{bench.out('m')}.jpg"}], chain)
     peak = {pid: status_kb(pid, "VmHWM") / 1e3 for pid in pids}
     ran = max(pids, key=lambda pid: peak[pid] - idle[pid])
     return idle[ran], peak[ran]
@@ -318,26 +346,27 @@ def memory_phase(bench: Bench, seeds: list[str], big: str, size: tuple[int, int]
 
 def api_phase(bench: Bench, twelve: list[str]) -> None:
     """Rate and p95 of GET /jobs/<id> and POST /jobs from 8 clients while the workers are busy."""
-    url, session = bench.procs.url, bench.session
+    url, client = bench.procs.url, bench.client
     seconds, gets, posts = (3.0, 500, 100) if bench.args.quick else (10.0, 3000, 500)
-    target = run_job(
-        session, url, [{"input": TINY, "output": "out/api/target.jpg"}], ["resize=0.5"]
-    )
+    target = run_job(client, [{"input": TINY, "output": "out/api/target.jpg"}], ["resize=0.5"])
     out = bench.out("busy")
     busy = [{"input": twelve[n % len(twelve)], "output": f"{out}/{n}.jpg"} for n in range(400)]
-    background = submit(session, url, busy, ["blur=25"])
+    background = submit(client, busy, ["blur=25"])
     time.sleep(1.0)
     posted: list[str] = []
 
-    def post(client: requests.Session, n: int) -> requests.Response:
+    def post(poster: Client, n: int) -> int:
         body = {
             "images": [{"input": TINY, "output": f"out/api/{n}.jpg"}],
             "operations": ["resize=0.5"],
         }
-        response = client.post(f"{url}/jobs", json=body, timeout=30)
-        if response.status_code == 202:
-            posted.append(response.json()["id"])
-        return response
+        status, job = poster.request("POST", "/jobs", body)
+        if status == 202:
+            posted.append(job["id"])
+        return status
+
+    def get(getter: Client, n: int) -> int:
+        return getter.request("GET", f"/jobs/{target['id']}")[0]
 
     pool, others = bench.procs.pool_pids(), Others()
     cpu, started = cpu_seconds(pool), time.perf_counter()
@@ -345,16 +374,16 @@ def api_phase(bench: Bench, twelve: list[str]) -> None:
         (
             "GET /jobs/<id>",
             50,
-            hammer(lambda c, n: c.get(f"{url}/jobs/{target['id']}", timeout=30), gets, seconds),
+            hammer(url, get, gets, seconds),
         ),
-        ("POST /jobs", 100, hammer(post, posts, seconds)),
+        ("POST /jobs", 100, hammer(url, post, posts, seconds)),
     ]
     workers_cpu = (cpu_seconds(pool) - cpu) / (time.perf_counter() - started)
     busy_others = others.cores()
-    still = session.get(f"{url}/jobs/{background['id']}", timeout=30).json()
-    session.delete(f"{url}/jobs/{background['id']}", timeout=30)
+    still = client.request("GET", f"/jobs/{background['id']}")[1]
+    client.request("DELETE", f"/jobs/{background['id']}")
     for job_id in [background["id"], *posted]:
-        settle(session, url, {"id": job_id, "state": "queued", "finished_at": None})
+        settle(client, {"id": job_id, "state": "queued", "finished_at": None})
     rows = []
     for name, budget, (rate, times, errors) in measured:
         p50, p95 = percentile(times, 50) * 1000, percentile(times, 95) * 1000
@@ -380,7 +409,7 @@ def api_phase(bench: Bench, twelve: list[str]) -> None:
         "",
         *markdown_table(["request", "", "requests/s", "p50 ms", "p95 ms", "errors"], rows),
         "",
-        f"- {CLIENTS} client threads (a requests.Session each), up to {seconds:g} s or {gets} "
+        f"- {CLIENTS} client threads (a keep-alive connection each), up to {seconds:g} s or {gets} "
         f"GETs / {posts} POSTs, while a 400-image job of 12 MP photos with blur=25 ran (then "
         f"cancelled; {still['progress']['percent']:.0f}% done by then): the pool processes "
         f"used {workers_cpu:.2f} cores meanwhile and other processes {busy_others:.2f}. The "
@@ -392,13 +421,25 @@ def api_phase(bench: Bench, twelve: list[str]) -> None:
 # -- set-up and report ------------------------------------------------------------------------
 
 
-def make_root(root: Path, quick: bool) -> tuple[list[str], list[str], str, tuple[int, int]]:
-    """Fill the storage root: seed photos, 12 MP photos, a big photo and a 64x64 JPEG."""
-    seed_files = sorted(DEFAULT_SEED.parent.glob("cyclo[1-4].jpg"))
-    seed_files = seed_files or sorted((REPO / "examples/images").glob("*.jpg"))
-    (root / "photos/seed").mkdir(parents=True)
-    for photo in seed_files:
-        shutil.copy(photo, root / "photos/seed" / photo.name)
+@dataclass(frozen=True)
+class Photos:
+    """The storage root's photos, relative to the root."""
+
+    seeds: list[str]
+    twelve: list[str]
+    samples: list[str]
+    big: str
+    big_size: tuple[int, int]
+
+
+def make_root(root: Path, quick: bool) -> Photos:
+    """Fill the storage root: seed photos, samples, 12 MP photos, a big one and a 64x64 JPEG."""
+    sample_files = sorted((REPO / "examples/images").glob("*.jpg"))
+    seed_files = sorted(DEFAULT_SEED.parent.glob("cyclo[1-4].jpg")) or sample_files
+    for folder, photos in ("seed", seed_files), ("samples", sample_files):
+        (root / "photos" / folder).mkdir(parents=True)
+        for photo in photos:
+            shutil.copy(photo, root / "photos" / folder / photo.name)
     twelve = [ensure_photo(12, photo) for photo in seed_files]
     megapixels = 12 if quick else 50
     big = ensure_photo(megapixels, seed_files[0])
@@ -409,8 +450,13 @@ def make_root(root: Path, quick: bool) -> tuple[list[str], list[str], str, tuple
         raise SystemExit(f"cannot read the seed photo {seed_files[0]}")
     tiny = cv2.resize(seed, (64, 64), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(root / TINY), tiny, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    seeds = [f"photos/seed/{photo.name}" for photo in seed_files]
-    return seeds, [f"photos/{p.name}" for p in twelve], f"photos/{big.name}", photo_size(megapixels)
+    return Photos(
+        seeds=[f"photos/seed/{photo.name}" for photo in seed_files],
+        twelve=[f"photos/{p.name}" for p in twelve],
+        samples=[f"photos/samples/{photo.name}" for photo in sample_files],
+        big=f"photos/{big.name}",
+        big_size=photo_size(megapixels),
+    )
 
 
 def fsync_ms(folder: Path, count: int = 50) -> tuple[float, float]:
@@ -497,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load, started = load_average(), time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="imgserve-bench-service-", dir=args.work))
     root = work / "root"
-    seeds, twelve, big, big_size = make_root(root, args.quick)
+    photos = make_root(root, args.quick)
     disk = fsync_ms(root)
     bench = Bench(args, root, Processes(work, root))
     try:
@@ -508,11 +554,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.procs.start_echo()
             latency_phase(bench)
         if "memory" in args.phases:
-            memory_phase(bench, seeds, big, big_size)
+            memory_phase(bench, photos.seeds, photos.big, photos.big_size)
         if "api" in args.phases:
-            api_phase(bench, twelve)
+            api_phase(bench, photos.twelve)
         if "throughput" in args.phases:
-            loads = workloads(bench.args.quick, seeds, twelve)
+            loads = workloads(bench.args.quick, photos.seeds, photos.twelve, photos.samples)
             throughput_report(bench, throughput_phase(bench, loads), loads)
         summary = [
             [f.name, f.measured, f.target, "MET" if f.met else "NOT MET"]

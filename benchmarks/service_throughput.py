@@ -41,6 +41,8 @@ class Workload:
     label: str
     chain: list[str]
     inputs: list[str]
+    issue: bool = True
+    """One the issue names (False: this benchmark's own, harder case)."""
 
 
 @dataclass
@@ -70,14 +72,24 @@ class Runs:
         return direct, parts
 
 
-def workloads(quick: bool, seeds: list[str], twelve: list[str]) -> list[Workload]:
-    """Return the workloads: the seed photos with two chains, and 12 MP photos."""
-    small = [seeds[n % len(seeds)] for n in range(16 if quick else 200)]
+def workloads(
+    quick: bool, seeds: list[str], twelve: list[str], samples: list[str]
+) -> list[Workload]:
+    """Return the workloads: the seed photos with two chains, 12 MP photos, and cheap photos.
+
+    Three of the four seed photos are progressive JPEGs, 10-14 ms to decode at 1 MP; the
+    project's samples (examples/images, the same sizes) are baseline JPEGs, 3 ms an image
+    with resize=0.5: the case where the queue's own cost shows most.
+    """
+    count = 16 if quick else 200
+    small = [seeds[n % len(seeds)] for n in range(count)]
+    cheap = [samples[n % len(samples)] for n in range(count)]
     big = [twelve[n % len(twelve)] for n in range(12 if quick else 100)]
     return [
         Workload(f"seed photos x{len(small)}, {', '.join(SEED_CHAIN)}", SEED_CHAIN, small),
         Workload(f"seed photos x{len(small)}, resize=0.5", ["resize=0.5"], small),
         Workload(f"12 MP photos x{len(big)}, resize=0.1", ["resize=0.1"], big),
+        Workload(f"sample photos x{len(cheap)}, resize=0.5", ["resize=0.5"], cheap, issue=False),
     ]
 
 
@@ -127,17 +139,17 @@ def time_direct(bench: Bench, workload: Workload, runs: Runs, size: int) -> floa
 
 def time_service(bench: Bench, workload: Workload, runs: Runs) -> float:
     """Run a workload through the service; record CPU by part; return wall seconds."""
-    out, url, session, count = bench.out("service"), bench.procs.url, bench.session, bench.args.jobs
+    out, client, count = bench.out("service"), bench.client, bench.args.jobs
     images = [
         {"input": source, "output": f"{out}/{n}.jpg"} for n, source in enumerate(workload.inputs)
     ]
     parts = {**bench.procs.service_pids(), "client": [os.getpid()]}
     before = {name: cpu_seconds(pids) for name, pids in parts.items()}
     started = time.perf_counter()
-    jobs = [submit(session, url, images[k::count], workload.chain) for k in range(count)]
+    jobs = [submit(client, images[k::count], workload.chain) for k in range(count)]
     gets = 0
     for job in jobs:
-        settled, polls = settle(session, url, job)
+        settled, polls = settle(client, job)
         succeeded(settled)
         gets += polls
     seconds = time.perf_counter() - started
@@ -196,8 +208,9 @@ def throughput_report(
                 ]
             )
         ratio = statistics.median(two.ratios())
+        ours = "" if workload.issue else " (ours)"
         bench.figure(
-            f"1. throughput ratio, {workload.label}", f"{ratio:.2f}", ">= 0.9", ratio >= 0.9
+            f"1. throughput ratio, {workload.label}", f"{ratio:.2f}", ">= 0.9" + ours, ratio >= 0.9
         )
         service, direct = (two.rate(k) / one.rate(k) for k in ("service", "direct"))
         scaling.append(
@@ -213,7 +226,7 @@ def throughput_report(
         bench.figure(
             f"3. scaling 1 -> 2 processes, {workload.label}",
             f"{service:.2f}x (direct pool {direct:.2f}x)",
-            ">= 1.8x",
+            ">= 1.8x" + ours,
             service >= 1.8,
         )
         direct_ms, parts = two.cpu_ms()
