@@ -42,6 +42,7 @@ import cv2
 import psutil
 import redis
 import requests
+from PIL import Image
 
 from benchmarks.images import DEFAULT_SEED, ensure_photo, photo_size
 from benchmarks.report import cpu_model, load_average, markdown_table, opencv_jpeg
@@ -430,6 +431,8 @@ class Photos:
     samples: list[str]
     big: str
     big_size: tuple[int, int]
+    about: str
+    """Where the seed photos came from, and how many are progressive JPEGs."""
 
 
 def make_root(root: Path, quick: bool) -> Photos:
@@ -450,13 +453,27 @@ def make_root(root: Path, quick: bool) -> Photos:
         raise SystemExit(f"cannot read the seed photo {seed_files[0]}")
     tiny = cv2.resize(seed, (64, 64), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(root / TINY), tiny, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    progressive = sum(_progressive(photo) for photo in seed_files)
+    origin = (
+        f"{DEFAULT_SEED.parent}"
+        if seed_files != sample_files
+        else f"the samples in examples/images ({DEFAULT_SEED.parent} is missing)"
+    )
     return Photos(
+        about=f"- Seed photos: {len(seed_files)} from {origin}, {progressive} of them progressive "
+        "JPEGs (slower to decode); samples: examples/images, baseline JPEGs",
         seeds=[f"photos/seed/{photo.name}" for photo in seed_files],
         twelve=[f"photos/{p.name}" for p in twelve],
         samples=[f"photos/samples/{photo.name}" for photo in sample_files],
         big=f"photos/{big.name}",
         big_size=photo_size(megapixels),
     )
+
+
+def _progressive(photo: Path) -> bool:
+    """Return whether a JPEG is progressive."""
+    with Image.open(photo) as image:
+        return bool(image.info.get("progressive"))
 
 
 def fsync_ms(folder: Path, count: int = 50) -> tuple[float, float]:
@@ -479,8 +496,10 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
 
-def machine(bench: Bench, load: str, seconds: float, disk: tuple[float, float]) -> list[str]:
-    """Describe the machine, the versions and the run."""
+def machine(
+    bench: Bench, load: str, seconds: float, disk: tuple[float, float], photos: Photos
+) -> list[str]:
+    """Describe the machine, the versions, the photos and the run."""
     server = redis.Redis.from_url(bench.procs.redis_url()).info("server")["redis_version"]
     dirty = git("status", "--porcelain", "--", "app", "worker", "pipeline")
     return [
@@ -490,6 +509,7 @@ def machine(bench: Bench, load: str, seconds: float, disk: tuple[float, float]) 
         + (" (--quick)" if bench.args.quick else ""),
         f"- Storage root on {bench.root.parent.parent}: writing and fsyncing 100 kB takes "
         f"{disk[0]:.2f} ms (median; p90 {disk[1]:.2f} ms), measured at the start",
+        photos.about,
         f"- Python {platform.python_version()}, Celery {version('celery')}, kombu "
         f"{version('kombu')}, redis-py {version('redis')}, redis-server {server}, Flask "
         f"{version('flask')}, waitress {version('waitress')}, OpenCV {cv2.__version__} "
@@ -569,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 [
                     "## Service benchmark",
                     "",
-                    *machine(bench, load, time.perf_counter() - started, disk),
+                    *machine(bench, load, time.perf_counter() - started, disk, photos),
                     "",
                     *markdown_table(["figure", "measured", "target", "verdict"], summary),
                     "",
