@@ -8,8 +8,8 @@ much as the publish's round trip to Redis itself (benchmarks/RESULTS-service.md)
 from the pool), so a channel keeps one, made again whenever kombu replaces the
 channel's connection pool (after a fork, after a connection error).
 
-Celery uses it through ``broker_transport`` (worker/celery_app.py); the URL stays
-``redis://``.
+Celery uses it through ``broker_transport`` (worker/celery_app.py) for ``redis://`` URLs;
+``rediss://`` and ``sentinel://`` keep kombu's own transport, which their schemes select.
 """
 
 from __future__ import annotations

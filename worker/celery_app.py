@@ -23,7 +23,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Return the Celery configuration for these settings."""
     if settings.redis_url:
         broker = settings.redis_url
-        transport: str | None = "worker.broker:Transport"  # kombu's, one client a channel
+        # kombu's Redis transport with one client a channel, for plain redis:// only: a
+        # transport given by name overrides the URL's scheme (rediss:// would lose its TLS,
+        # sentinel:// its failover), so those keep kombu's own.
+        plain = broker.partition("://")[0] == "redis"
+        transport: str | None = "worker.broker:Transport" if plain else None
         transport_options: dict[str, Any] = {
             # A message not acked this long after delivery is handed out again; keep it
             # well above the hard time limit so a slow image is never run twice at once.

@@ -65,6 +65,12 @@ def test_celery_is_configured_for_reliability(tmp_path: Path) -> None:
     assert config["broker_transport"] == "worker.broker:Transport"  # one client a channel
 
 
+@pytest.mark.parametrize("url", ["rediss://h:1/0", "sentinel://h:26379/0"])
+def test_other_redis_schemes_keep_kombus_own_transport(tmp_path: Path, url: str) -> None:
+    config = celery_config(Settings(redis_url=url, root=tmp_path, state_dir=tmp_path))
+    assert config["broker_url"] == url and config["broker_transport"] is None  # TLS, failover
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"), [("1", True), ("true", True), ("ON", True), ("0", False), ("no", False)]
 )
