@@ -37,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import cv2
 import psutil
@@ -152,12 +153,14 @@ def time_one_job(bench: Bench, n: int, *, in_post: bool = False) -> dict[str, fl
     }
 
 
+def tiny_job(output: str) -> dict[str, Any]:
+    """Return the body of a one-image job: the 64x64 JPEG, resize=0.5."""
+    return {"images": [{"input": TINY, "output": output}], "operations": ["resize=0.5"]}
+
+
 def time_through_requests(bench: Bench, session: requests.Session, n: int) -> float:
     """Run a one-image job as time_one_job does in the POST, with requests; return seconds."""
-    body = {
-        "images": [{"input": TINY, "output": f"out/latency/r{n}.jpg"}],
-        "operations": ["resize=0.5"],
-    }
+    body = tiny_job(f"out/latency/r{n}.jpg")
     started = time.perf_counter()
     response = session.post(f"{bench.procs.url}/jobs?wait={WAIT}", json=body, timeout=WAIT + 30)
     succeeded(response.json())
@@ -357,11 +360,7 @@ def api_phase(bench: Bench, twelve: list[str]) -> None:
     posted: list[str] = []
 
     def post(poster: Client, n: int) -> int:
-        body = {
-            "images": [{"input": TINY, "output": f"out/api/{n}.jpg"}],
-            "operations": ["resize=0.5"],
-        }
-        status, job = poster.request("POST", "/jobs", body)
+        status, job = poster.request("POST", "/jobs", tiny_job(f"out/api/{n}.jpg"))
         if status == 202:
             posted.append(job["id"])
         return status

@@ -2,7 +2,7 @@
 
 The client is one keep-alive HTTP/1.1 connection of the standard library's http.client
 per thread: what the service costs, not what a client library adds (requests adds about
-0.7 ms of CPU a request here; the latency phase shows it beside, on a row of its own).
+1 ms a request here; the latency phase shows it beside, on a row of its own).
 """
 
 from __future__ import annotations
