@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from app.errors import InvalidJob, JobNotFound, ServiceUnavailable
-from app.services import Services
+from app.services import Services, TaskMessages
 from app.validation import JobProblems, validate_job
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.store import StoreUnavailable
@@ -22,6 +22,9 @@ T = TypeVar("T")
 
 def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
     """Validate a job, store it and enqueue its first window of images, one task each.
+
+    Where the store and the broker are one Redis, the job and its first tasks are
+    stored in one atomic change; elsewhere the job is withdrawn if its tasks cannot be sent.
 
     Nothing is known yet of how long its images take; the workers batch the rest.
     With wait, answer once the job finished, or after wait seconds, as it then is.
@@ -37,6 +40,32 @@ def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
         images=[ImageRecord(i.input, i.output, i.outputs) for i in valid.images],
         created_at=time.time(),
     )
+    if services.task_messages is not None:
+        _store_with_tasks(services, job, services.task_messages)
+    else:
+        _store_then_enqueue(services, job)
+    if wait > 0:
+        return _finished_or_as_is(services, job, wait)
+    return job
+
+
+def _store_with_tasks(services: Services, job: Job, messages: TaskMessages) -> None:
+    """Store the job and push its first tasks in one atomic change (store and broker are one)."""
+    first = job.first_window(services.settings.job_window)
+    try:
+        held = messages(job.id, [range(n, n + 1) for n in first])
+    except Exception as exc:  # the first publish declares the queue: the broker must answer
+        raise ServiceUnavailable(f"the queue does not answer, nothing was stored: {exc}") from None
+    try:
+        services.store.create(job, window=services.settings.job_window, messages=held)
+    except StoreUnavailable as exc:
+        raise ServiceUnavailable(
+            f"the job store does not answer, nothing was stored or enqueued: {exc}"
+        ) from None
+
+
+def _store_then_enqueue(services: Services, job: Job) -> None:
+    """Store the job, then enqueue its first tasks; withdraw it if they cannot be."""
     try:
         first = services.store.create(job, window=services.settings.job_window)
     except StoreUnavailable as exc:
@@ -50,9 +79,6 @@ def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
         raise ServiceUnavailable(
             f"the queue does not answer, the job was withdrawn: {exc}"
         ) from None
-    if wait > 0:
-        return _finished_or_as_is(services, job, wait)
-    return job
 
 
 def _finished_or_as_is(services: Services, job: Job, wait: float) -> Job:

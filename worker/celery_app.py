@@ -17,6 +17,8 @@ from worker.settings import Settings
 
 QUEUE = "imgserve"
 TASK_NAME = "imgserve.process_image"
+OWN_TRANSPORT = "worker.broker:Transport"
+"""kombu's Redis transport with imgserve's channel (worker/broker.py)."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -27,7 +29,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # transport given by name overrides the URL's scheme (rediss:// would lose its TLS,
         # sentinel:// its failover), so those keep kombu's own.
         plain = broker.partition("://")[0] == "redis"
-        transport: str | None = "worker.broker:Transport" if plain else None
+        transport: str | None = OWN_TRANSPORT if plain else None
         transport_options: dict[str, Any] = {
             # A message not acked this long after delivery is handed out again; keep it
             # well above the hard time limit so a slow image is never run twice at once.

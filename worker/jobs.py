@@ -159,6 +159,10 @@ class Job:
     # store applies them inside one transaction; the Redis store's Lua scripts mirror
     # them, and tests/worker/test_store.py holds both to the same behaviour.
 
+    def first_window(self, window: int) -> list[int]:
+        """Return the images of the job's first tasks, one image each: up to window of them."""
+        return list(range(min(window, self.total)))
+
     def claim_next(self, *, count: int = 1, window: int = 1) -> range:
         """Take the next images to enqueue as one task: up to count of them (at least one).
 

@@ -131,6 +131,7 @@ def test_redis_down_is_a_quick_503_and_the_service_recovers_without_restart(
             "images": [{"input": "photos/cyclo4.jpg", "output": "a.png"}],
             "operations": ["resize=0.5"],
         }
+        # The API has sent nothing yet: the broker's first publish notices first.
         redis.stop()
         started = time.monotonic()
         refused = requests.post(f"{service.url}/jobs", json=job, timeout=10)
@@ -138,7 +139,7 @@ def test_redis_down_is_a_quick_503_and_the_service_recovers_without_restart(
         assert refused.status_code == 503
         assert refused.headers["Content-Type"] == "application/problem+json"
         assert refused.json()["detail"].startswith(
-            "the job store does not answer, nothing was stored"
+            "the queue does not answer, nothing was stored: "
         )
         assert requests.get(f"{service.url}/healthz", timeout=10).status_code == 503
         assert requests.get(f"{service.url}/jobs/anything", timeout=10).status_code == 503
@@ -146,6 +147,17 @@ def test_redis_down_is_a_quick_503_and_the_service_recovers_without_restart(
         accepted = requests.post(f"{service.url}/jobs", json=job, timeout=10)
         assert accepted.status_code == 202, accepted.text
         assert service.finish(accepted.json()["id"])["state"] == "succeeded"
+        # Now the tasks' messages are built without Redis: storing the job notices.
+        redis.stop()
+        refused = requests.post(f"{service.url}/jobs", json=job, timeout=10)
+        assert refused.status_code == 503
+        assert refused.json()["detail"].startswith(
+            "the job store does not answer, nothing was stored or enqueued: "
+        )
+        redis.start()
+        again = requests.post(f"{service.url}/jobs", json=job, timeout=10)
+        assert again.status_code == 202, again.text
+        assert service.finish(again.json()["id"])["state"] == "succeeded"
         assert output_files(service) == ["a.png"]
     finally:
         redis.stop()

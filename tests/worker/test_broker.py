@@ -1,4 +1,5 @@
-"""The Redis broker transport: kombu's, with one client a channel instead of one a command."""
+"""The Redis broker transport: kombu's, with one client a channel instead of one a command,
+and messages held back for the job store to push with their job."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from pathlib import Path
 import pytest
 import redis
 from celery import Celery
+from redis.connection import AbstractConnection
 
+from tests.worker.test_store import make_job
 from worker.broker import Channel
 from worker.celery_app import QUEUE, make_celery
-from worker.dispatch import enqueue_images
+from worker.dispatch import enqueue_images, task_messages
 from worker.settings import Settings
+from worker.store.redis_store import RedisJobStore
+from worker.store.sqlite_store import SqliteJobStore
 
 
 def broker(redis_url: str, tmp_path: Path) -> Celery:
@@ -68,3 +73,63 @@ def test_a_channel_whose_pool_was_replaced_publishes_on_the_new_one(
         assert first is not None and channel._own_client is not first
         assert channel._own_client.connection_pool is channel.pool
     assert [job for _, job, _, _ in queued(redis_url)] == ["a", "b"]
+
+
+def test_held_tasks_reach_the_queue_only_with_their_job_in_one_round_trip(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = broker(redis_url, tmp_path)
+    store = RedisJobStore.from_url(redis_url, ttl=3600)
+    enqueue_images(app, "warm-up", [range(0, 1)])  # declares the queue, once a connection
+    store.create(make_job(), window=1)  # connects, loads the script
+    redis.Redis.from_url(redis_url).delete(QUEUE)
+    job = make_job(images=5)
+    sends = count_sends(monkeypatch)
+    held = task_messages(app, job.id, [range(n, n + 1) for n in range(3)])
+    assert sends == []  # built, not sent
+    assert queued(redis_url) == []
+    before = len(sends)
+    assert store.create(job, window=3, messages=held) == [0, 1, 2]
+    assert len(sends) == before + 1
+    assert queued(redis_url) == [("imgserve.process_image", job.id, n, 1) for n in range(3)]
+    stored = store.get(job.id)
+    assert stored is not None and stored.next_index == 3 and stored.state == "queued"
+
+
+def test_a_window_of_tasks_is_enqueued_in_one_round_trip(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = broker(redis_url, tmp_path)
+    enqueue_images(app, "warm-up", [range(0, 1)])
+    sends = count_sends(monkeypatch)
+    enqueue_images(app, "job", [range(n, n + 1) for n in range(8)])
+    assert len(sends) == 1  # kombu's publish batch: one pipeline
+    assert queued(redis_url)[1:] == [("imgserve.process_image", "job", n, 1) for n in range(8)]
+
+
+def test_a_transport_that_cannot_hold_messages_is_refused(redis_url: str, tmp_path: Path) -> None:
+    app = broker(redis_url, tmp_path)
+    app.conf.broker_transport = None  # kombu's own, as for rediss://
+    with pytest.raises(RuntimeError) as raised:
+        task_messages(app, "job", [range(0, 1)])
+    assert str(raised.value) == "the broker sent 1 task(s) it should hold"
+
+
+def test_the_sqlite_store_cannot_push_messages(redis_url: str, tmp_path: Path) -> None:
+    held = task_messages(broker(redis_url, tmp_path), "job", [range(0, 1)])
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=3600)
+    with pytest.raises(ValueError, match=r"^the SQLite store cannot push broker messages$"):
+        store.create(make_job(), window=1, messages=held)
+
+
+def count_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record every write of commands to Redis from now on (a pipeline is one)."""
+    sends: list[int] = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: AbstractConnection, command: object, check_health: bool = True) -> None:
+        sends.append(1)
+        original(self, command, check_health)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sends

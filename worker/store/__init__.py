@@ -14,12 +14,14 @@ Errors::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.jobs import Job, Start
 
 if TYPE_CHECKING:
+    from worker.broker import Held
     from worker.settings import Settings
 
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -130,8 +132,12 @@ class JobStore(Protocol):
     def ping(self) -> None:
         """Raise StoreUnavailable unless the back end answers."""
 
-    def create(self, job: Job, *, window: int) -> list[int]:
-        """Store a new job and claim its first window of images (their indices) to enqueue."""
+    def create(self, job: Job, *, window: int, messages: Sequence[Held] = ()) -> list[int]:
+        """Store a new job and claim its first window of images (their indices) to enqueue.
+
+        messages: the tasks of those images, held back from the broker (worker.broker), to
+        push in the same atomic change; only the Redis store, on the broker's Redis, can.
+        """
 
     def get(self, job_id: str) -> Job | None:
         """Return the job, or None when there is no such job (or it expired)."""

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import redis
 from redis.commands.core import Script
@@ -39,6 +39,9 @@ from worker.store import (
     stats_from_counters,
 )
 from worker.store.redis_changes import CHANNEL, QUIET_SECONDS, RECHECK_SECONDS, ChangeListener
+
+if TYPE_CHECKING:
+    from worker.broker import Held
 
 PREFIX = "imgserve:"
 JOBS_INDEX = PREFIX + "jobs"
@@ -95,10 +98,12 @@ end
 _PRELUDE = _PRELUDE.replace("$CHANNEL", CHANNEL).replace("$QUIET", repr(QUIET_SECONDS))
 
 _CREATE = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+local pushes = tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6 + pushes))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+for i = 1, pushes do redis.call('LPUSH', KEYS[2 + i], ARGV[5 + i]) end
 """
 
 _STEP = """
@@ -238,9 +243,15 @@ class RedisJobStore(SingleSteps):
         with self._answering():
             self.client.ping()
 
-    def create(self, job: Job, *, window: int) -> list[int]:
-        """Store a new job and claim its first window of images."""
-        first = list(range(min(window, job.total)))
+    def create(self, job: Job, *, window: int, messages: Sequence[Held] = ()) -> list[int]:
+        """Store a new job and claim its first window of images; push messages with it.
+
+        One script: the job, its place in the index and its first tasks' messages
+        (held back from the broker, worker.broker) arrive together or not at all, so
+        no worker takes a task of a job not yet stored, and no job waits for tasks
+        that were never sent.
+        """
+        first = job.first_window(window)
         fields: dict[str, str | int | float] = {
             "spec": json.dumps(job.spec()),
             "state": job.state,
@@ -253,10 +264,12 @@ class RedisJobStore(SingleSteps):
         }
         pairs = [item for field in fields.items() for item in field]
         args: list[str | int | float] = [
-            job.id, job.created_at, self.ttl, time.time() - self.ttl, *pairs
+            job.id, job.created_at, self.ttl, time.time() - self.ttl,
+            len(messages), *(m.payload for m in messages), *pairs,
         ]  # fmt: skip
+        keys = [_key(job.id), JOBS_INDEX, *(m.key for m in messages)]
         with self._answering():
-            self._create(keys=[_key(job.id), JOBS_INDEX], args=args)
+            self._create(keys=keys, args=args)
         return first
 
     def get(self, job_id: str) -> Job | None:

@@ -13,10 +13,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from worker.jobs import JOB_STATES, ImageRecord, Job
 from worker.store import (
@@ -29,6 +29,9 @@ from worker.store import (
     counter_increments,
     stats_from_counters,
 )
+
+if TYPE_CHECKING:
+    from worker.broker import Held
 
 T = TypeVar("T")
 
@@ -116,9 +119,11 @@ class SqliteJobStore(SingleSteps):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the job database {self.path} cannot be used: {exc}") from exc
 
-    def create(self, job: Job, *, window: int) -> list[int]:
+    def create(self, job: Job, *, window: int, messages: Sequence[Held] = ()) -> list[int]:
         """Store a new job and claim its first window of images."""
-        first = list(range(min(window, job.total)))
+        if messages:
+            raise ValueError("the SQLite store cannot push broker messages")
+        first = job.first_window(window)
         job.next_index = len(first)
         with self._transaction() as db:
             db.execute("DELETE FROM jobs WHERE expires_at < ?", (time.time(),))
