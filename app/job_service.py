@@ -40,12 +40,15 @@ def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
         images=[ImageRecord(i.input, i.output, i.outputs) for i in valid.images],
         created_at=time.time(),
     )
-    if services.task_messages is not None:
-        _store_with_tasks(services, job, services.task_messages)
-    else:
-        _store_then_enqueue(services, job)
-    if wait > 0:
-        return _finished_or_as_is(services, job, wait)
+    # A wait follows the job from before it exists: it then learns of every change
+    # without reading the job first.
+    with services.store.following(job.id) if wait > 0 else contextlib.nullcontext():
+        if services.task_messages is not None:
+            _store_with_tasks(services, job, services.task_messages)
+        else:
+            _store_then_enqueue(services, job)
+        if wait > 0:
+            return _finished_or_as_is(services, job, wait)
     return job
 
 

@@ -180,3 +180,50 @@ def test_a_change_left_unpublished_is_seen_by_the_wait_s_own_read(
     assert time.monotonic() - started < 5
     seen = store.peek(job.id)
     assert seen is not None and seen.version == 2
+
+
+def test_a_wait_that_followed_its_job_from_before_it_existed_never_reads_it(
+    store: RedisJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = subscribed_and_counting_reads(store, monkeypatch)
+    job = make_job(images=1)
+    with store.following(job.id):
+        store.create(job, window=1)
+        store.start_image(job.id, 0, max_attempts=3)
+        store.finish_image(job.id, 0, error=None, timings=[])  # finished before the wait
+        started = time.monotonic()
+        store.wait(job.id, version=0, timeout=20, coalesce=20)
+    assert time.monotonic() - started < 1  # the finish was heard, not found at a recheck
+    assert reads == []
+    assert len(store.client.client_list(_type="pubsub")) == 1
+    assert store._changes._waits == {}  # all unregistered
+
+
+def test_a_followed_wait_reads_its_job_after_the_subscription_was_lost(
+    private_server: RedisServer, store: RedisJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = subscribed_and_counting_reads(store, monkeypatch)
+    job = make_job(images=1)
+    with store.following(job.id):
+        store.create(job, window=1)
+        listener = store._changes
+        before = listener._subscriptions
+        store.client.client_kill_filter(_type="pubsub")  # messages may be lost meanwhile
+        deadline = time.monotonic() + 5
+        while listener._subscriptions == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert listener._subscriptions == before + 1  # subscribed again
+        store.start_image(job.id, 0, max_attempts=3)
+        store.wait(job.id, version=0, timeout=20)
+    assert reads == [job.id]  # read at once: it answers the change, no recheck needed
+
+
+def subscribed_and_counting_reads(
+    store: RedisJobStore, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """Bring up the store's listener; return the list of jobs its waits read from now on."""
+    store.wait(make_job().id, version=0, timeout=0.05)
+    reads: list[str] = []
+    peek = store.peek
+    monkeypatch.setattr(store, "peek", lambda job_id: reads.append(job_id) or peek(job_id))
+    return reads

@@ -15,6 +15,7 @@ Errors::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -188,6 +189,12 @@ class JobStore(Protocol):
 
     def peek(self, job_id: str) -> Peek | None:
         """Return the job's version, whether it is finished and when it last changed."""
+
+    def following(self, job_id: str) -> AbstractContextManager[None]:
+        """Follow the job's changes from now on (before creating it), for a wait inside.
+
+        Such a wait needs no read of the job to learn what changed before it began.
+        """
 
     def wait(self, job_id: str, *, version: int, timeout: float, coalesce: float = 0.0) -> None:
         """Return once the job's version differs from version, or after timeout seconds.

@@ -50,6 +50,8 @@ class Wait:
     changed: bool = False
     finished: bool = False
     woken: threading.Event = field(default_factory=threading.Event)
+    subscription: int | None = None
+    """Which subscription of the listener was in place when the wait registered, if any."""
 
     def hear(self, change: Change) -> None:
         """Take a published change of the job; wake the wait if it needs to know."""
@@ -76,6 +78,7 @@ class ChangeListener:
         self._waits: dict[str, list[Wait]] = {}
         self._thread: threading.Thread | None = None
         self._subscribed = threading.Event()
+        self._subscriptions = 0  # subscriptions confirmed so far: a new one after each loss
         self._closing = threading.Event()
 
     def close(self) -> None:
@@ -96,10 +99,25 @@ class ChangeListener:
                     target=self._listen, name="imgserve-changes", daemon=True
                 )
                 self._thread.start()
+            elif self._subscribed.is_set():
+                wait.subscription = self._subscriptions
         # A change published before the subscription is in place is caught by the
         # wait's own read after this; the wait does not depend on this handshake.
         self._subscribed.wait(timeout=RECHECK_SECONDS)
         return wait
+
+    def heard_everything(self, wait: Wait) -> bool:
+        """Return whether every change published since the wait registered reached it.
+
+        True while the subscription in place at its registration still is (a lost one
+        may have lost messages): a wait registered before its job existed then needs
+        no read of the job to catch up.
+        """
+        return (
+            wait.subscription is not None
+            and self._subscribed.is_set()
+            and wait.subscription == self._subscriptions
+        )
 
     def unregister(self, key: str, wait: Wait) -> None:
         """Stop following the changes of the job at key for this wait."""
@@ -132,7 +150,9 @@ class ChangeListener:
                     time.sleep(RECHECK_SECONDS)
                     continue
                 if message is not None and message["type"] == "subscribe":
-                    self._subscribed.set()  # Redis confirmed: no change is missed from now
+                    with self._lock:
+                        self._subscriptions += 1
+                        self._subscribed.set()  # Redis confirmed: no change is missed from now
                 elif message is not None and message["type"] == "message":
                     try:
                         self._deliver(message["data"])

@@ -19,6 +19,7 @@ costs one round trip.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,7 +39,13 @@ from worker.store import (
     counter_increments,
     stats_from_counters,
 )
-from worker.store.redis_changes import CHANNEL, QUIET_SECONDS, RECHECK_SECONDS, ChangeListener
+from worker.store.redis_changes import (
+    CHANNEL,
+    QUIET_SECONDS,
+    RECHECK_SECONDS,
+    ChangeListener,
+    Wait,
+)
 
 if TYPE_CHECKING:
     from worker.broker import Held
@@ -212,6 +219,7 @@ class RedisJobStore(SingleSteps):
         self._cancel = self._script(_CANCEL)
         self._reap = self._script(_REAP)
         self._changes = ChangeListener(client)
+        self._local = threading.local()  # followed: this thread's following() waits
 
     @classmethod
     def from_url(cls, url: str, *, ttl: int) -> RedisJobStore:
@@ -352,20 +360,42 @@ class RedisJobStore(SingleSteps):
             return None
         return Peek(int(version), bool(finished_at), float(changed_at or 0))
 
+    @contextmanager
+    def following(self, job_id: str) -> Iterator[None]:
+        """Follow the job's changes from now on: a wait for it inside needs no first read."""
+        key = _key(job_id)
+        followed = self._followed_waits()
+        followed[key] = self._changes.register(key, 0)
+        try:
+            yield
+        finally:
+            self._changes.unregister(key, followed.pop(key))
+
+    def _followed_waits(self) -> dict[str, Wait]:
+        """Return this thread's waits made by following(), by job key."""
+        waits: dict[str, Wait] | None = getattr(self._local, "followed", None)
+        if waits is None:
+            waits = self._local.followed = {}
+        return waits
+
     def wait(self, job_id: str, *, version: int, timeout: float, coalesce: float = 0.0) -> None:
         """Return once the job changed (woken by the shared listener), or after timeout.
 
         Progress is published at most every QUIET_SECONDS, so the wait also reads the
         job itself once that long (or coalesce, if longer) has passed: a change made
         within QUIET_SECONDS of one published before the wait began goes unpublished.
+        A wait inside following() of a job not yet created then heard every change the
+        job had: it reads the job only every RECHECK_SECONDS (a lost message's bound).
         """
         now = time.monotonic()
         deadline, settle_at = now + timeout, now + coalesce
-        look_at = now + max(coalesce, QUIET_SECONDS)
         key = _key(job_id)
-        wait = self._changes.register(key, version)
+        followed = self._followed_waits().get(key)
+        wait = followed or self._changes.register(key, version)
+        caught_up = followed is not None and self._changes.heard_everything(followed)
+        look_at = now + (RECHECK_SECONDS if caught_up else max(coalesce, QUIET_SECONDS))
         try:
-            read = True
+            read = not caught_up
             while True:
                 wait.woken.clear()
                 if read:
@@ -385,7 +415,8 @@ class RedisJobStore(SingleSteps):
                 until = min(times)
                 read = not wait.woken.wait(until - now)  # a wake-up brings its own news
         finally:
-            self._changes.unregister(key, wait)
+            if followed is None:
+                self._changes.unregister(key, wait)
 
     def stats(self) -> Stats:
         """Return counts of jobs by state, images by outcome, and operation times."""

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -213,6 +213,10 @@ class SqliteJobStore(SingleSteps):
         if row is None:
             return None
         return Peek(row["version"], row["finished_at"] is not None, row["changed_at"] or 0.0)
+
+    def following(self, job_id: str) -> AbstractContextManager[None]:
+        """Nothing to set up: every wait polls the job."""
+        return nullcontext()
 
     def wait(self, job_id: str, *, version: int, timeout: float, coalesce: float = 0.0) -> None:
         """Return once the job changed (polled every 50 ms), or after timeout."""
