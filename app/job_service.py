@@ -11,6 +11,7 @@ from app.errors import InvalidJob, JobNotFound, ServiceUnavailable
 from app.services import Services, TaskMessages
 from app.validation import JobProblems, validate_job
 from worker.jobs import ImageRecord, Job, new_job_id
+from worker.settings import Settings
 from worker.store import StoreUnavailable
 
 MAX_WAIT_SECONDS = 30.0
@@ -29,17 +30,7 @@ def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
     Nothing is known yet of how long its images take; the workers batch the rest.
     With wait, answer once the job finished, or after wait seconds, as it then is.
     """
-    try:
-        valid = validate_job(payload, services.settings)
-    except JobProblems as exc:
-        raise InvalidJob.of(exc.problems) from None
-    job = Job(
-        id=new_job_id(),
-        operations=valid.chain.to_json(),
-        encode=valid.encode.to_json(),
-        images=[ImageRecord(i.input, i.output, i.outputs) for i in valid.images],
-        created_at=time.time(),
-    )
+    job = new_job(payload, services.settings)
     # A wait follows the job from before it exists: it then learns of every change
     # without reading the job first.
     with services.store.following(job.id) if wait > 0 else contextlib.nullcontext():
@@ -50,6 +41,21 @@ def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
         if wait > 0:
             return _finished_or_as_is(services, job, wait)
     return job
+
+
+def new_job(payload: Any, settings: Settings) -> Job:
+    """Validate a job's JSON (InvalidJob names every problem); return the new job."""
+    try:
+        valid = validate_job(payload, settings)
+    except JobProblems as exc:
+        raise InvalidJob.of(exc.problems) from None
+    return Job(
+        id=new_job_id(),
+        operations=valid.chain.to_json(),
+        encode=valid.encode.to_json(),
+        images=[ImageRecord(i.input, i.output, i.outputs) for i in valid.images],
+        created_at=time.time(),
+    )
 
 
 def _store_with_tasks(services: Services, job: Job, messages: TaskMessages) -> None:

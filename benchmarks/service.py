@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import platform
 import shutil
@@ -197,6 +198,8 @@ def latency_phase(bench: Bench) -> None:
             time_through_requests(bench, session, len(jobs) + n) for n in range(block)
         ]
     busy = others.cores()
+    floors = 60 if bench.args.quick else 300
+    floor = own_work(bench, floors)  # the workers are idle meanwhile
     bench.log(f"latency: {total} jobs each way, {total} empty tasks")
     ours, theirs = [j["total"] * 1000 for j in in_post], [t * 1000 for t in tasks]
     two_requests = [j["total"] * 1000 for j in jobs]
@@ -215,6 +218,7 @@ def latency_phase(bench: Bench) -> None:
         also <= 2,
     )
     ms = {part: 1000 * statistics.median(j[part] for j in jobs) for part in jobs[0]}
+    own, empty = floor["all"] - floor["read"] + ms["read"], percentile(theirs, 50)
     one = {part: 1000 * statistics.median(j[part] for j in in_post) for part in in_post[0]}
     gets = statistics.median(j["GETs"] for j in jobs)
     rows = [
@@ -232,6 +236,13 @@ def latency_phase(bench: Bench) -> None:
             f"imgserve one-image job ({total})",
             "POST ?wait=30 as above, sent with requests instead",
             *(f"{1000 * percentile(through_requests, p):.1f}" for p in (50, 95, 99)),
+        ],
+        [
+            f"imgserve's own steps, no queue ({floors})",
+            "one after another in one process; the read over HTTP",
+            f"{own:.1f}",
+            "",
+            "",
         ],
         [
             f"empty Celery task ({total})",
@@ -255,6 +266,15 @@ def latency_phase(bench: Bench) -> None:
         f"{one['running']:.1f} later; the client holds the answer {one['noticed']:.1f} after "
         f"that. For scale: a plain `GET /jobs/<id>` of a finished one-image job (HTTP both ways, "
         f"one store read, JSON) takes {ms['read']:.1f} ms.",
+        f"- The floor: the steps every one-image job takes that an empty task does not, warm, "
+        f"one after another in one process with no queue and no hand-off "
+        f"(benchmarks/service_floor.py), medians in ms: validation {floor['validate']:.2f}, the "
+        f"job record {floor['create']:.2f}, start {floor['start']:.2f}, the image with its "
+        f"fsynced write {floor['image']:.2f}, finish {floor['finish']:.2f}, read "
+        f"{floor['read']:.2f}; with the read over HTTP as above, {own:.1f} ms = "
+        f"{own / empty:.2f}x the empty task's whole round trip. Within 2x, everything else (the "
+        f"POST's own HTTP, the trip through the queue, two wake-ups) has {2 * empty - own:.1f} "
+        f"ms, where the empty task takes {empty:.1f} ms for its trip alone.",
         f"- One client, one job at a time, 64x64 JPEG, `resize=0.5`, over one keep-alive "
         f"connection of Python's http.client (requests costs more on the client's side: the "
         f"row beside). `POST ?wait=` is how a "
@@ -265,6 +285,17 @@ def latency_phase(bench: Bench) -> None:
         f"warm-ups each. Others used {busy:.2f} cores meanwhile.",
         "",
     ]
+
+
+def own_work(bench: Bench, count: int) -> dict[str, float]:
+    """Run benchmarks/service_floor.py on database 2 of the Redis; return its medians (ms)."""
+    env = {**bench.procs.env(), "REDIS_URL": bench.procs.redis_url(2)}
+    argv = [sys.executable, "-m", "benchmarks.service_floor", str(count), TINY]
+    done = subprocess.run(argv, env=env, cwd=bench.root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the floor measurement failed:\n{done.stderr}")
+    floor: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return floor
 
 
 def peak_rss(bench: Bench, image: str, chain: list[str]) -> tuple[float, float]:
