@@ -42,7 +42,7 @@ class Settings:
     max_pixels: int = 100_000_000
     max_input_bytes: int = 200 * 1024 * 1024
     stale_after: int = 360
-    batch_ms: int = 100
+    batch_ms: int = 250
     task_events: bool = False
     concurrency: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
