@@ -31,14 +31,17 @@ class Services:
     queue_depth: Callable[[], int]
     broker_ping: Callable[[], None]
     task_messages: TaskMessages | None = None
-    """Set when the store and the broker are one Redis (imgserve's own transport): the
-    store then pushes a new job's first tasks in the script that stores the job."""
+    """Set when the store and the broker are one Redis (imgserve's own transport) and task
+    events are off: the store then pushes a new job's first tasks in the script that
+    stores the job."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         """Open the store and the broker these settings name."""
         celery = make_celery(settings)
-        one_redis = celery.conf.broker_transport == OWN_TRANSPORT
+        # With task events on (Flower), each publish also sends a task-sent event at once,
+        # which would announce tasks before their job is stored: enqueue after storing.
+        one_redis = celery.conf.broker_transport == OWN_TRANSPORT and not settings.task_events
         return cls(
             settings=settings,
             store=open_store(settings),

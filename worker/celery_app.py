@@ -34,6 +34,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # A message not acked this long after delivery is handed out again; keep it
             # well above the hard time limit so a slow image is never run twice at once.
             "visibility_timeout": max(3600, 2 * settings.hard_time_limit),
+            # As the job store's: a Redis that does not answer is a quick 503, not a hang.
+            "socket_connect_timeout": 2,
         }
     else:
         broker, transport = "filesystem://", None

@@ -147,12 +147,16 @@ def test_redis_down_is_a_quick_503_and_the_service_recovers_without_restart(
         accepted = requests.post(f"{service.url}/jobs", json=job, timeout=10)
         assert accepted.status_code == 202, accepted.text
         assert service.finish(accepted.json()["id"])["state"] == "succeeded"
-        # Now the tasks' messages are built without Redis: storing the job notices.
+        # Which notices first now depends on whether the broker's pooled channel is still
+        # connected (tests/app/test_submit_on_redis.py pins the store's message down).
         redis.stop()
         refused = requests.post(f"{service.url}/jobs", json=job, timeout=10)
         assert refused.status_code == 503
         assert refused.json()["detail"].startswith(
-            "the job store does not answer, nothing was stored or enqueued: "
+            (
+                "the job store does not answer, nothing was stored or enqueued: ",
+                "the queue does not answer, nothing was stored: ",
+            )
         )
         redis.start()
         again = requests.post(f"{service.url}/jobs", json=job, timeout=10)

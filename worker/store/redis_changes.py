@@ -88,8 +88,12 @@ class ChangeListener:
         if thread is not None:
             thread.join(timeout=2 * RECHECK_SECONDS)
 
-    def register(self, key: str, version: int) -> Wait:
-        """Start following the changes of the job at key past version (until unregister)."""
+    def register(self, key: str, version: int, *, settle: bool = True) -> Wait:
+        """Start following the changes of the job at key past version (until unregister).
+
+        settle: wait (up to RECHECK_SECONDS) for the subscription to be in place, so that
+        the first change after this is heard rather than found at a recheck.
+        """
         wait = Wait(version)
         with self._lock:
             self._waits.setdefault(key, []).append(wait)
@@ -103,8 +107,13 @@ class ChangeListener:
                 wait.subscription = self._subscriptions
         # A change published before the subscription is in place is caught by the
         # wait's own read after this; the wait does not depend on this handshake.
-        self._subscribed.wait(timeout=RECHECK_SECONDS)
+        if settle:
+            self.settle()
         return wait
+
+    def settle(self) -> None:
+        """Wait (up to RECHECK_SECONDS) for the subscription to be in place."""
+        self._subscribed.wait(timeout=RECHECK_SECONDS)
 
     def heard_everything(self, wait: Wait) -> bool:
         """Return whether every change published since the wait registered reached it.

@@ -365,7 +365,9 @@ class RedisJobStore(SingleSteps):
         """Follow the job's changes from now on: a wait for it inside needs no first read."""
         key = _key(job_id)
         followed = self._followed_waits()
-        followed[key] = self._changes.register(key, 0)
+        # No waiting for the subscription: the job does not exist yet, and a wait that
+        # registered before the subscription was in place reads the job first.
+        followed[key] = self._changes.register(key, 0, settle=False)
         try:
             yield
         finally:
@@ -393,6 +395,8 @@ class RedisJobStore(SingleSteps):
         followed = self._followed_waits().get(key)
         wait = followed or self._changes.register(key, version)
         caught_up = followed is not None and self._changes.heard_everything(followed)
+        if followed is not None and not caught_up:
+            self._changes.settle()  # then read: every change after that read is heard
         look_at = now + (RECHECK_SECONDS if caught_up else max(coalesce, QUIET_SECONDS))
         try:
             read = not caught_up
