@@ -12,7 +12,7 @@ from app.services import Services, TaskMessages
 from app.validation import JobProblems, validate_job
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.settings import Settings
-from worker.store import StoreUnavailable
+from worker.store import StoreTimedOut, StoreUnavailable
 
 MAX_WAIT_SECONDS = 30.0
 PROGRESS_INTERVAL = 0.25
@@ -67,6 +67,11 @@ def _store_with_tasks(services: Services, job: Job, messages: TaskMessages) -> N
         raise ServiceUnavailable(f"the queue does not answer, nothing was stored: {exc}") from None
     try:
         services.store.create(job, window=services.settings.job_window, messages=held)
+    except StoreTimedOut as exc:  # the script may have run: then the job runs too
+        raise ServiceUnavailable(
+            f"the job store did not answer in time, so job {job.id} may have been stored "
+            f"(and then runs): GET /jobs/{job.id} tells ({exc})"
+        ) from None
     except StoreUnavailable as exc:
         raise ServiceUnavailable(
             f"the job store does not answer, nothing was stored or enqueued: {exc}"
@@ -77,6 +82,12 @@ def _store_then_enqueue(services: Services, job: Job) -> None:
     """Store the job, then enqueue its first tasks; withdraw it if they cannot be."""
     try:
         first = services.store.create(job, window=services.settings.job_window)
+    except StoreTimedOut as exc:
+        _withdraw(services, job.id)  # if it was stored, no task of it was sent
+        raise ServiceUnavailable(
+            f"the job store did not answer in time; job {job.id} was withdrawn if it was "
+            f"stored, and none of it runs: {exc}"
+        ) from None
     except StoreUnavailable as exc:
         raise ServiceUnavailable(
             f"the job store does not answer, nothing was stored: {exc}"

@@ -12,6 +12,8 @@ from werkzeug.test import TestResponse
 
 from app.services import Services
 from tests.support import RecordingQueue
+from worker.jobs import Job
+from worker.store import StoreTimedOut
 
 PHOTO = "photos/cyclo1.jpg"
 
@@ -278,6 +280,28 @@ def test_a_store_that_does_not_answer_is_a_503_not_a_500(
     assert problem(response)["detail"].startswith(
         "the job store does not answer, nothing was stored"
     )
+
+
+def test_a_store_that_times_out_withdraws_the_job_it_may_have_stored(
+    client: FlaskClient, queue: RecordingQueue, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create = services.store.create
+
+    def slow(job: Job, *, window: int) -> list[int]:
+        create(job, window=window)  # stored; the answer came too late
+        raise StoreTimedOut("Redis did not answer in time: Timeout reading from socket")
+
+    monkeypatch.setattr(services.store, "create", slow)
+    response = client.post(
+        "/jobs", json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": []}
+    )
+    assert response.status_code == 503
+    [job] = services.store.list_jobs(limit=10, offset=0)
+    assert problem(response)["detail"] == (
+        f"the job store did not answer in time; job {job.id} was withdrawn if it was stored, "
+        "and none of it runs: Redis did not answer in time: Timeout reading from socket"
+    )
+    assert job.state == "cancelled" and queue.sent == []
 
 
 def test_a_queue_that_does_not_answer_withdraws_the_job(

@@ -10,6 +10,7 @@ Errors::
 
     StoreError
      └── StoreUnavailable   the back end does not answer
+          └── StoreTimedOut  it did not answer in time: the change may have been made
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """Raised when the job store's back end does not answer."""
+
+
+class StoreTimedOut(StoreUnavailable):
+    """Raised when the back end took too long to answer: the change may have been made."""
 
 
 @dataclass

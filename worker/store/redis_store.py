@@ -35,6 +35,7 @@ from worker.store import (
     SingleSteps,
     Stats,
     Step,
+    StoreTimedOut,
     StoreUnavailable,
     counter_increments,
     stats_from_counters,
@@ -235,10 +236,12 @@ class RedisJobStore(SingleSteps):
 
     @contextmanager
     def _answering(self) -> Iterator[None]:
-        """Turn Redis connection failures into StoreUnavailable."""
+        """Turn Redis connection failures into StoreUnavailable (StoreTimedOut on a timeout)."""
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.TimeoutError as exc:
+            raise StoreTimedOut(f"Redis did not answer in time: {exc}") from exc
+        except redis.ConnectionError as exc:
             raise StoreUnavailable(f"Redis does not answer: {exc}") from exc
 
     def close(self) -> None:
