@@ -33,11 +33,12 @@ def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
     job = new_job(payload, services.settings)
     # A wait follows the job from before it exists: it then learns of every change
     # without reading the job first.
+    first = [range(n, n + 1) for n in job.first_window(services.settings.job_window)]
     with services.store.following(job.id) if wait > 0 else contextlib.nullcontext():
         if services.task_messages is not None:
-            _store_with_tasks(services, job, services.task_messages)
+            _store_with_tasks(services, job, first, services.task_messages)
         else:
-            _store_then_enqueue(services, job)
+            _store_then_enqueue(services, job, first)
         if wait > 0:
             return _finished_or_as_is(services, job, wait)
     return job
@@ -58,11 +59,12 @@ def new_job(payload: Any, settings: Settings) -> Job:
     )
 
 
-def _store_with_tasks(services: Services, job: Job, messages: TaskMessages) -> None:
+def _store_with_tasks(
+    services: Services, job: Job, first: list[range], messages: TaskMessages
+) -> None:
     """Store the job and push its first tasks in one atomic change (store and broker are one)."""
-    first = job.first_window(services.settings.job_window)
     try:
-        held = messages(job.id, [range(n, n + 1) for n in first])
+        held = messages(job.id, first)
     except Exception as exc:  # the first publish declares the queue: the broker must answer
         raise ServiceUnavailable(f"the queue does not answer, nothing was stored: {exc}") from None
     try:
@@ -78,10 +80,10 @@ def _store_with_tasks(services: Services, job: Job, messages: TaskMessages) -> N
         ) from None
 
 
-def _store_then_enqueue(services: Services, job: Job) -> None:
+def _store_then_enqueue(services: Services, job: Job, first: list[range]) -> None:
     """Store the job, then enqueue its first tasks; withdraw it if they cannot be."""
     try:
-        first = services.store.create(job, window=services.settings.job_window)
+        services.store.create(job, window=services.settings.job_window)
     except StoreTimedOut as exc:
         _withdraw(services, job.id)  # if it was stored, no task of it was sent
         raise ServiceUnavailable(
@@ -93,7 +95,7 @@ def _store_then_enqueue(services: Services, job: Job) -> None:
             f"the job store does not answer, nothing was stored: {exc}"
         ) from None
     try:
-        services.enqueue(job.id, [range(n, n + 1) for n in first])
+        services.enqueue(job.id, first)
     except Exception as exc:
         _withdraw(services, job.id)
         raise ServiceUnavailable(

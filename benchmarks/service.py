@@ -38,7 +38,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import cv2
 import psutil
@@ -70,7 +69,13 @@ from benchmarks.service_processes import (
     reset_peak,
     status_kb,
 )
-from benchmarks.service_throughput import TINY, throughput_phase, throughput_report, workloads
+from benchmarks.service_throughput import (
+    TINY,
+    throughput_phase,
+    throughput_report,
+    tiny_job,
+    workloads,
+)
 
 LEAK_CHAINS = (["resize=0.5"], ["split", "resize=0.5"], ["blur=5"], ["rotate=90", "grayscale"])
 
@@ -152,11 +157,6 @@ def time_one_job(bench: Bench, n: int, *, in_post: bool = False) -> dict[str, fl
         "GETs": polls,
         "read": read,
     }
-
-
-def tiny_job(output: str) -> dict[str, Any]:
-    """Return the body of a one-image job: the 64x64 JPEG, resize=0.5."""
-    return {"images": [{"input": TINY, "output": output}], "operations": ["resize=0.5"]}
 
 
 def time_through_requests(bench: Bench, session: requests.Session, n: int) -> float:
@@ -290,7 +290,7 @@ def latency_phase(bench: Bench) -> None:
 def own_work(bench: Bench, count: int) -> dict[str, float]:
     """Run benchmarks/service_floor.py on database 2 of the Redis; return its medians (ms)."""
     env = {**bench.procs.env(), "REDIS_URL": bench.procs.redis_url(2)}
-    argv = [sys.executable, "-m", "benchmarks.service_floor", str(count), TINY]
+    argv = [sys.executable, "-m", "benchmarks.service_floor", str(count)]
     done = subprocess.run(argv, env=env, cwd=bench.root, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the floor measurement failed:\n{done.stderr}")

@@ -1,7 +1,7 @@
 """imgserve's own work for a one-image job, with no queue, no hand-off and no HTTP.
 
 Run as a process of its own with imgserve's environment (``REDIS_URL``, ``IMGSERVE_ROOT``):
-``python -m benchmarks.service_floor COUNT INPUT``. It times, warm and one after another,
+``python -m benchmarks.service_floor COUNT``. It times, warm and one after another,
 the steps every one-image job takes that an empty Celery task does not: the API's
 validation and job record (the tasks' messages left out), the worker's start, the image
 with its fsynced write, the finish, and the API's read of the finished job. It prints
@@ -17,6 +17,7 @@ import time
 
 import pipeline
 from app.job_service import new_job
+from benchmarks.service_throughput import tiny_job
 from worker.memory import keep_large_allocations
 from worker.settings import Settings
 from worker.store import Finish, JobStore, open_store
@@ -25,22 +26,21 @@ from worker.tasks import run_image
 STEPS = ("validate", "create", "start", "image", "finish", "read")
 
 
-def main(count: int, image: str) -> dict[str, float]:
-    """Time count one-image jobs of image (resize=0.5) step by step; return medians in ms."""
+def main(count: int) -> dict[str, float]:
+    """Time count one-image jobs of the 64x64 JPEG step by step; return medians in ms."""
     pipeline.configure_opencv(1)  # as in a worker process
     keep_large_allocations()
     settings = Settings.from_env()
     store = open_store(settings)
-    times = [one_job(settings, store, image, n) for n in range(count + 20)]
+    times = [one_job(settings, store, n) for n in range(count + 20)]
     medians = {step: statistics.median(t[step] for t in times[20:]) for step in STEPS}
     return {**medians, "all": sum(medians.values())}
 
 
-def one_job(settings: Settings, store: JobStore, image: str, n: int) -> dict[str, float]:
+def one_job(settings: Settings, store: JobStore, n: int) -> dict[str, float]:
     """Take one job through imgserve's steps; return each step's time in ms."""
     clock = [time.perf_counter()]
-    body = {"images": [{"input": image, "output": f"out/floor/{n}.jpg"}]}
-    job = new_job({**body, "operations": ["resize=0.5"]}, settings)
+    job = new_job(tiny_job(f"out/floor/{n}.jpg"), settings)
     clock.append(time.perf_counter())
     store.create(job, window=1)
     clock.append(time.perf_counter())
@@ -59,4 +59,4 @@ def one_job(settings: Settings, store: JobStore, image: str, n: int) -> dict[str
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]), sys.argv[2])))
+    print(json.dumps(main(int(sys.argv[1]))))

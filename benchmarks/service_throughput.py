@@ -18,7 +18,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pipeline
 from benchmarks.report import markdown_table
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 TINY = "photos/tiny-64x64.jpg"
 SEED_CHAIN = ["split", "resize=2", "split", "resize=2"]
 PARTS = ("pool", "worker main", "API", "Redis", "client")
+
+
+def tiny_job(output: str) -> dict[str, Any]:
+    """Return the body of a one-image job: the 64x64 JPEG, resize=0.5."""
+    return {"images": [{"input": TINY, "output": output}], "operations": ["resize=0.5"]}
 
 
 @dataclass(frozen=True)
