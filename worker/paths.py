@@ -1,8 +1,8 @@
 """The storage sandbox: every path a request names must stay inside the root.
 
 Paths are checked on their real location, after normalisation and symlink
-resolution, with ``os.path.commonpath`` (not a string prefix: ``/srv/in_private``
-is not inside ``/srv/in``). The API checks them at submission and the worker
+resolution: it must start with the root's real path and a separator
+(``/srv/in_private`` is not inside ``/srv/in``). The API checks them at submission and the worker
 again before it reads or writes, so a symlink swapped in later cannot escape.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 
 MAX_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class UnsafePath(ValueError):
@@ -29,12 +31,13 @@ class InRoot:
     """Resolves a request's paths inside one root, reading each folder's real path once.
 
     A job names hundreds of files in a handful of folders: a folder's real path is
-    found once (a realpath costs an lstat per component), then each file costs one
+    found once (an lstat per component below the root), then each file costs one
     lstat, and a full realpath only when the file itself is a symbolic link.
     """
 
     def __init__(self, root: Path) -> None:
         self.real_root = _real_root(root)
+        self._inside = os.path.join(self.real_root, "")
         self._folders: dict[str, str] = {}
 
     def resolve(self, path: str) -> Path:
@@ -47,7 +50,7 @@ class InRoot:
             real = os.path.join(self._real_folder(folder), name)
             if os.path.islink(real):
                 real = os.path.realpath(real)
-        if os.path.commonpath([self.real_root, real]) != self.real_root or real == self.real_root:
+        if not real.startswith(self._inside):  # the root itself is not inside it either
             raise UnsafePath("is outside the storage root")
         return Path(real)
 
@@ -55,9 +58,28 @@ class InRoot:
         """Return the real path of a folder named relative to the root (cached)."""
         real = self._folders.get(folder)
         if real is None:
-            real = os.path.realpath(os.path.join(self.real_root, folder))
+            real = _real_below(self.real_root, folder)
             self._folders[folder] = real
         return real
+
+
+def _real_below(real_root: str, relative: str) -> str:
+    """Return ``realpath(join(real_root, relative))``, reading only what lies below the root.
+
+    The root's path is real already, so only the names below it can be symbolic links:
+    each costs one lstat (realpath walks every component from ``/``). A link, ``..`` or an
+    absolute path is left to realpath.
+    """
+    path = real_root
+    if os.path.isabs(relative):
+        return os.path.realpath(relative)
+    for name in relative.split(os.sep):
+        if name in ("", "."):
+            continue
+        path = os.path.join(path, name)
+        if name == ".." or os.path.islink(path):
+            return os.path.realpath(os.path.join(real_root, relative))
+    return path
 
 
 @functools.lru_cache(maxsize=8)
@@ -73,10 +95,12 @@ def _check_syntax(path: str) -> None:
     """Raise UnsafePath for an empty or malformed path."""
     if not path:
         raise UnsafePath("is empty")
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+    if _CONTROL.search(path):
         raise UnsafePath("contains a control character")
     encoded = os.fsencode(path)
     if len(encoded) > MAX_PATH_BYTES:
         raise UnsafePath(f"is longer than {MAX_PATH_BYTES} bytes")
-    if any(len(part) > MAX_NAME_BYTES for part in encoded.split(b"/")):
+    if len(encoded) > MAX_NAME_BYTES and any(
+        len(part) > MAX_NAME_BYTES for part in encoded.split(b"/")
+    ):
         raise UnsafePath(f"has a name longer than {MAX_NAME_BYTES} bytes")
