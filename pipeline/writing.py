@@ -34,15 +34,22 @@ from pipeline.errors import ImageWriteError
 
 
 def refuse_overwriting_input(input_path: str | os.PathLike[str], outputs: Sequence[Path]) -> None:
-    """Raise ImageWriteError if any output is the input file (by path, link or inode)."""
-    source = Path(input_path).resolve()
+    """Raise ImageWriteError if any output is the input file (by path, link or inode).
+
+    A path, a symbolic link or a hard link to the input all lead to its inode: one stat of
+    the input and one of each output. An output that does not exist yet is not the input,
+    unless its path climbs out of a folder that writing it would create (``new/../in.png``).
+    """
+    try:
+        source = os.stat(input_path)
+    except OSError:
+        return  # no input to overwrite: reading it fails with its own message
     for output in outputs:
-        same = output.resolve() == source
-        if not same:
-            try:
-                same = os.path.samefile(output, input_path)
-            except OSError:
-                same = False
+        try:
+            target = os.stat(output)
+            same = (target.st_ino, target.st_dev) == (source.st_ino, source.st_dev)
+        except OSError:
+            same = ".." in output.parts and output.resolve() == Path(input_path).resolve()
         if same:
             detail = f"{output.name} is the input image; an output may not overwrite it"
             raise ImageWriteError(detail)
