@@ -2,8 +2,9 @@
 
 Paths are checked on their real location, after normalisation and symlink
 resolution: it must start with the root's real path and a separator
-(``/srv/in_private`` is not inside ``/srv/in``). The API checks them at submission and the worker
-again before it reads or writes, so a symlink swapped in later cannot escape.
+(``/srv/in_private`` is not inside ``/srv/in``). The API checks them at submission
+and the worker again before it reads or writes, so a symlink swapped in later
+cannot escape.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class InRoot:
             real = os.path.join(self._real_folder(folder), name)
             if os.path.islink(real):
                 real = os.path.realpath(real)
-        if not real.startswith(self._inside):  # the root itself is not inside it either
+        if real == self.real_root or not real.startswith(self._inside):
             raise UnsafePath("is outside the storage root")
         return Path(real)
 

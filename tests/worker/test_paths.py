@@ -96,3 +96,9 @@ def test_a_malformed_path_is_refused_with_its_reason(root: Path, path: str, mess
 def test_a_long_path_of_short_names_is_accepted(root: Path) -> None:
     path = "photos/" + "abcdefghij/" * 40 + "x.jpg"
     assert InRoot(root).resolve(path) == Path(os.path.realpath(root)) / path
+
+
+def test_the_filesystem_root_as_storage_root_holds_everything_but_itself() -> None:
+    assert InRoot(Path("/")).resolve("etc/x.jpg") == Path("/etc/x.jpg")
+    with pytest.raises(UnsafePath, match=r"^is outside the storage root$"):
+        InRoot(Path("/")).resolve(".")
