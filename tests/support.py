@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -35,9 +36,11 @@ def need_redis_server() -> str:
 class RedisServer:
     """A private redis-server process on a free port."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
         self.port = free_port()
         self.directory = directory
+        self.options = options
+        """More redis-server arguments, after (and so over) the defaults."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,7 +52,7 @@ class RedisServer:
         """Start the server and wait until it answers."""
         self.process = subprocess.Popen(
             [need_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory), *self.options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -70,6 +73,34 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        """Return a client of the server that gives up quickly."""
+        return redis.Redis(port=self.port, socket_connect_timeout=2, socket_timeout=2)
+
+    def shut_down(self) -> None:
+        """Stop the server the way `redis-cli shutdown` does (the append-only file synced)."""
+        assert self.process is not None
+        client = self.client()
+        client.shutdown()
+        client.close()
+        self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """Kill the server with SIGKILL, as a crash or the OOM killer does."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def freeze(self) -> None:
+        """Stop the server with SIGSTOP: it keeps its connections but answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server go on (SIGCONT)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
 
 @dataclass

@@ -97,6 +97,17 @@ class Service:
             time.sleep(0.1)
         raise AssertionError(f"imgserve did not become healthy\n{self.tail()}")
 
+    def wait_serving(self, timeout: float = 60) -> None:
+        """Wait until /healthz answers at all (a service without workers may call itself unwell)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/healthz", timeout=2)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise AssertionError(f"imgserve did not start serving\n{self.tail()}")
+
     def worker_children(self) -> list[psutil.Process]:
         """Return the live prefork pool processes of every worker."""
         children = []
