@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +18,41 @@ STRANDED_AFTER = 30.0
 """Seconds after a fault ends within which a job that stopped moving is called stranded."""
 
 
-def timed(method: str, url: str, *, timeout: float = 10, **kwargs: Any) -> tuple[float, Any]:
-    """Send one request; return its seconds and its response, or the exception it raised."""
+@dataclass
+class Answer:
+    """What one request got back, and how long it took."""
+
+    seconds: float
+    response: requests.Response | None
+    error: str | None = None
+
+    @property
+    def status(self) -> int | str:
+        """Return the status code, or "no answer" when the request failed."""
+        return "no answer" if self.response is None else self.response.status_code
+
+
+def timed(method: str, url: str, *, timeout: float = 10, **kwargs: Any) -> Answer:
+    """Send one request; return its answer, or the error that stopped it, and its seconds."""
     started = time.monotonic()
     try:
-        answer: Any = requests.request(method, url, timeout=timeout, **kwargs)
+        response = requests.request(method, url, timeout=timeout, **kwargs)
     except requests.RequestException as exc:
-        answer = exc
-    return time.monotonic() - started, answer
+        return Answer(time.monotonic() - started, None, f"{type(exc).__name__}: {exc}")
+    return Answer(time.monotonic() - started, response)
 
 
 def read_job(service: Service, job_id: str, wait: float = 0) -> tuple[str, dict[str, Any] | None]:
     """Read a job, tolerating a service that is down; return what it answered, and the job."""
-    _, answer = timed("GET", f"{service.url}/jobs/{job_id}", params={"wait": wait}, timeout=wait + 10)
-    if isinstance(answer, Exception):
-        return f"no answer ({type(answer).__name__})", None
-    if answer.status_code == 200:
-        return "200", answer.json()
-    if answer.status_code == 503:
-        return f"503 {answer.text[:300]}", None
-    raise AssertionError(f"GET /jobs/{job_id} answered {answer.status_code}: {answer.text}")
+    url = f"{service.url}/jobs/{job_id}"
+    answer = timed("GET", url, params={"wait": wait}, timeout=wait + 10)
+    if answer.response is None:
+        return f"no answer ({answer.error})", None
+    if answer.status == 200:
+        return "200", answer.response.json()
+    if answer.status == 503:
+        return f"503 {answer.response.text[:300]}", None
+    raise AssertionError(f"GET {url} answered {answer.status}: {answer.response.text}")
 
 
 def where(job: dict[str, Any] | None) -> str:
@@ -123,8 +139,8 @@ def assert_all_succeeded_once(
         if image["state"] == "failed" and (service.root / image["output"]).exists()
     ]
     assert failed_on_disk == [], f"failed images whose output is on disk: {failed_on_disk}"
-    not_succeeded = [(n, i["state"], i["error"]) for n, i in enumerate(images) if i["state"] != "succeeded"]  # fmt: skip
-    assert (job["state"], not_succeeded) == ("succeeded", []), where(job)
+    unsucceeded = [(n, i["state"], i["error"]) for n, i in enumerate(images) if i["state"] != "succeeded"]  # fmt: skip
+    assert (job["state"], unsucceeded) == ("succeeded", []), where(job)
     assert [image["outputs"] for image in images] == [[image["output"]] for image in images]
     expected = sorted(str(Path(image["output"]).relative_to(folder)) for image in images)
     assert files_under(service.root / folder) == expected

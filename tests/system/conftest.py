@@ -102,7 +102,9 @@ def embedded_ups(tmp_path: Path, seed_images: list[Path]) -> Iterator[StartServi
         root = make_root(tmp_path / f"up{len(started)}", seed_images)
         port = free_port()
         service = Service(
-            f"http://127.0.0.1:{port}", root, service_env(root, IMGSERVE_STATE_DIR=str(state_dir), **env)
+            f"http://127.0.0.1:{port}",
+            root,
+            service_env(root, IMGSERVE_STATE_DIR=str(state_dir), **env),
         )
         started.append(service)
         service.spawn(*up_args(service), name="up")
