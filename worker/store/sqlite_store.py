@@ -70,8 +70,7 @@ _JOB_COLUMNS = (
     "version", "changed_at",
 )  # fmt: skip
 _POLL_SECONDS = 0.05
-_TRANSIENT = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY)
-"""Errors a write waits out (a full or failing disk, a lock held too long): nothing is written."""
+_TRANSIENT = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY)  # nothing written
 
 
 class SqliteJobStore(SingleSteps):
@@ -114,9 +113,7 @@ class SqliteJobStore(SingleSteps):
             if db.in_transaction:  # a full disk may have rolled it back already
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode & 0xFF in _TRANSIENT:
-                raise StoreUnavailable(
-                    f"the job database {self.path} cannot be written: {exc}"
-                ) from exc
+                raise StoreUnavailable(f"the job database cannot be written: {exc}") from exc
             raise
 
     def ping(self) -> None:
@@ -162,11 +159,10 @@ class SqliteJobStore(SingleSteps):
 
     def unfinished_jobs(self) -> list[str]:
         """Return the ids of the jobs that have not finished, oldest first."""
-        rows = self._connection().execute(
-            "SELECT id FROM jobs WHERE finished_at IS NULL AND expires_at >= ? ORDER BY created_at",
-            (time.time(),),
+        query = (
+            "SELECT id FROM jobs WHERE finished_at IS NULL AND expires_at >= ? ORDER BY created_at"
         )
-        return [row["id"] for row in rows]
+        return [row["id"] for row in self._connection().execute(query, (time.time(),))]
 
     def step(
         self,
