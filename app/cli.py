@@ -10,9 +10,12 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import client
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 DEFAULT_PORT = 8888
 CONCURRENCY_HELP = "worker processes (default: IMGSERVE_CONCURRENCY, else the usable CPUs)"
@@ -30,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="run a Celery worker (prefork)")
     worker.add_argument("--concurrency", type=int, default=None, help=CONCURRENCY_HELP)
     worker.add_argument("--loglevel", default="INFO")
+    # Given by `imgserve up` to its worker: die with it; its state folder lock is inherited.
+    worker.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
+    worker.add_argument("--state-lock-fd", type=int, default=None, help=argparse.SUPPRESS)
     worker.set_defaults(run=run_worker)
 
     up = commands.add_parser("up", help="run the API and a worker together")
@@ -102,8 +108,20 @@ def worker_argv(
 
 def run_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker until interrupted."""
-    from worker.celery_app import app, settings
+    from worker.celery_app import app, settings, wait_out_full_disk
+    from worker.parent_death import die_with_parent
+    from worker.state_folder import holds_lock
 
+    if args.parent is not None:
+        die_with_parent(args.parent)
+    if settings.embedded:
+        if args.state_lock_fd is None:
+            taken = take_state_folder(settings)
+            if taken is None:
+                return 2
+        elif not holds_lock(args.state_lock_fd, settings.state_dir):
+            raise SystemExit(f"imgserve: fd {args.state_lock_fd} is not the state folder's lock")
+        wait_out_full_disk(app)
     concurrency = args.concurrency or settings.concurrency
     argv = worker_argv(
         concurrency, args.loglevel, embedded=settings.embedded, task_events=settings.task_events
@@ -112,14 +130,42 @@ def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def take_state_folder(settings: Settings) -> int | None:
+    """Take the embedded state folder and redeliver what a dead service left in it.
+
+    Return the lock's file descriptor, or None (having said why) when another service
+    runs the folder.
+    """
+    from worker.embedded import take_over
+    from worker.state_folder import StateFolderBusy
+
+    try:
+        lock, redelivered = take_over(settings)
+    except StateFolderBusy as exc:
+        print(f"imgserve: {exc}", file=sys.stderr)
+        return None
+    if redelivered.images:
+        jobs = "job" if redelivered.jobs == 1 else "jobs"
+        print(f"imgserve: redelivered {redelivered.images} unfinished images of "
+              f"{redelivered.jobs} {jobs} left by an earlier run", flush=True)  # fmt: skip
+    return lock
+
+
 def run_up(args: argparse.Namespace) -> int:
     """Run a worker process and serve the API here, on the embedded default or REDIS_URL."""
+    from worker.parent_death import child_options
     from worker.settings import Settings
 
     settings = Settings.from_env()
     concurrency = args.concurrency or settings.concurrency
     command = [sys.executable, "-m", "app.cli", "worker", f"--concurrency={concurrency}"]
-    worker = subprocess.Popen(command)
+    command.append(f"--parent={os.getpid()}")
+    lock = take_state_folder(settings) if settings.embedded else None
+    if settings.embedded and lock is None:
+        return 2
+    if lock is not None:  # the worker inherits it: no new service starts while it runs
+        command.append(f"--state-lock-fd={lock}")
+    worker = subprocess.Popen(command, pass_fds=() if lock is None else (lock,), **child_options())
     where = f"http://localhost:{args.port}"
     mode = "embedded (no server)" if settings.embedded else f"Redis at {settings.redis_url}"
     print(

@@ -36,10 +36,18 @@ class ApiProblem(Exception):
     title: ClassVar[str] = "Internal Server Error"
     type: ClassVar[str] = "about:blank"
 
-    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        errors: list[dict[str, str]] | None = None,
+        *,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.extensions = extensions or {}
+        """Extension members of the problem document (RFC 9457), e.g. /healthz's checks."""
 
 
 class MalformedRequest(ApiProblem):
@@ -114,6 +122,7 @@ def problem_response(
     type_: str = "about:blank",
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
     """Return a problem+json response."""
     body: dict[str, Any] = {
@@ -122,6 +131,7 @@ def problem_response(
         "status": status,
         "detail": detail,
         "instance": request.path,
+        **(extensions or {}),
     }
     if errors is not None:
         body["errors"] = errors
@@ -137,7 +147,13 @@ def register_error_handlers(app: Flask) -> None:
     def api_problem(exc: ApiProblem) -> Response:
         headers = {"Retry-After": "5"} if exc.status == 503 else None
         return problem_response(
-            exc.status, exc.title, exc.detail, type_=exc.type, errors=exc.errors, headers=headers
+            exc.status,
+            exc.title,
+            exc.detail,
+            type_=exc.type,
+            errors=exc.errors,
+            headers=headers,
+            extensions=exc.extensions,
         )
 
     @app.errorhandler(HTTPException)

@@ -18,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from app.errors import ServiceUnavailable
 from app.services import Services, services
+from worker.state_folder import disk_problem
 from worker.store import BUCKETS
 
 log = logging.getLogger(__name__)
@@ -27,18 +28,27 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    """Answer 200 when the job store and the broker answer, else 503."""
+    """Answer 200 when the job store and the broker answer (and the state folder has room)."""
     found = services()
-    failures = []
-    for part, check in (("job store", found.store.ping), ("broker", found.broker_ping)):
+    checks, failures = {}, []
+    for part, name, check in (
+        ("store", "the job store", found.store.ping),
+        ("broker", "the broker", found.broker_ping),
+    ):
         try:
             check()
+            checks[part] = "ok"
         except Exception as exc:
-            failures.append(f"the {part} does not answer ({exc})")
+            checks[part] = f"{name} does not answer ({exc})"
+            failures.append(checks[part])
+    if found.settings.embedded:
+        checks["state_disk"] = disk_problem(found.settings.state_dir) or "ok"
+        if checks["state_disk"] != "ok":
+            failures.append(checks["state_disk"])
     if failures:
-        raise ServiceUnavailable("; ".join(failures))
+        raise ServiceUnavailable("; ".join(failures), extensions={"checks": checks})
     mode = "embedded" if found.settings.embedded else "redis"
-    return {"status": "ok", "mode": mode, "store": "ok", "broker": "ok"}
+    return {"status": "ok", "mode": mode, **checks}
 
 
 @bp.get("/metrics")

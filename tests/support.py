@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +121,31 @@ class RecordingQueue:
             raise ConnectionError("broker down")
         self.sent.append((job_id, [n for batch in batches for n in batch]))
         self.tasks += [(job_id, batch) for batch in batches]
+
+
+@contextlib.contextmanager
+def small_tmpfs(folder: Path, size_kib: int) -> Iterator[Path]:
+    """Mount a tmpfs of size_kib KiB on folder (tests run as root), unmounted afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (these tests run as root): {mounted.stderr}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of folder to the last byte with one file; return it."""
+    filler = folder / "filler"
+    with filler.open("ab", buffering=0) as out:
+        for chunk in (1 << 20, 1 << 12, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * chunk)
+    return filler

@@ -1,7 +1,7 @@
 """The Celery app: broker and reliability settings, all from ``Settings``.
 
 With ``REDIS_URL`` the broker is Redis; without it, kombu's filesystem transport
-under ``IMGSERVE_STATE_DIR/queue`` (no server at all). Either way: JSON only,
+under ``IMGSERVE_STATE_DIR/queue`` (no server at all; worker/file_queue.py). Either way: JSON only,
 late acks with requeue when a worker process dies, one task prefetched per
 process, time limits below the broker's visibility timeout, task events only where
 ``IMGSERVE_TASK_EVENTS`` asks for them (Docker Compose does, for Flower).
@@ -19,6 +19,10 @@ QUEUE = "imgserve"
 TASK_NAME = "imgserve.process_image"
 OWN_TRANSPORT = "worker.broker:Transport"
 """kombu's Redis transport with imgserve's channel (worker/broker.py)."""
+FILE_TRANSPORT = "worker.file_queue:Transport"
+"""kombu's filesystem transport with imgserve's channel (worker/file_queue.py)."""
+WORKER_FULL_DISK_WAIT = 60.0
+"""Seconds a worker's publish waits for space in a full state folder before it fails."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -38,7 +42,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "socket_connect_timeout": 2,
         }
     else:
-        broker, transport = "filesystem://", None
+        broker, transport = "filesystem://", FILE_TRANSPORT
         folders = {name: settings.state_dir / name for name in ("queue", "control")}
         for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)
@@ -47,6 +51,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_out": str(folders["queue"]),
             "control_folder": str(folders["control"]),
             "polling_interval": 0.05,
+            "full_disk_wait": 0,  # the API's publish fails at once: a 503, the job withdrawn
         }
     return {
         "broker_url": broker,
@@ -69,6 +74,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "include": ["worker.tasks"],
     }
+
+
+def wait_out_full_disk(app: Celery) -> None:
+    """Make the app's publishes wait out a full state folder, as a worker's must.
+
+    A task whose next task cannot be published would leave its job without one.
+    """
+    options = app.conf.broker_transport_options
+    if "full_disk_wait" in options:
+        app.conf.broker_transport_options = {**options, "full_disk_wait": WORKER_FULL_DISK_WAIT}
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -19,6 +19,7 @@ def test_healthz_is_ok_when_store_and_broker_answer(client: FlaskClient) -> None
         "mode": "embedded",
         "store": "ok",
         "broker": "ok",
+        "state_disk": "ok",
     }
 
 

@@ -96,7 +96,8 @@ def test_a_task_events_value_that_is_not_a_switch_is_refused() -> None:
 
 def test_the_embedded_broker_is_a_folder_under_the_state_dir(tmp_path: Path) -> None:
     config = celery_config(Settings(root=tmp_path, state_dir=tmp_path / "state"))
-    assert config["broker_url"] == "filesystem://" and config["broker_transport"] is None
+    assert config["broker_url"] == "filesystem://"
+    assert config["broker_transport"] == "worker.file_queue:Transport"  # whole messages
     assert config["broker_transport_options"]["data_folder_in"] == str(tmp_path / "state" / "queue")
     assert (tmp_path / "state" / "queue").is_dir()
 

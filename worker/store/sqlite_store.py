@@ -70,6 +70,7 @@ _JOB_COLUMNS = (
     "version", "changed_at",
 )  # fmt: skip
 _POLL_SECONDS = 0.05
+_TRANSIENT = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY)  # nothing written
 
 
 class SqliteJobStore(SingleSteps):
@@ -107,10 +108,13 @@ class SqliteJobStore(SingleSteps):
             raise StoreUnavailable(f"the job database {self.path} cannot be used: {exc}") from exc
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:  # a full disk may have rolled it back already
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode & 0xFF in _TRANSIENT:
+                raise StoreUnavailable(f"the job database cannot be written: {exc}") from exc
             raise
-        db.execute("COMMIT")
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -152,6 +156,13 @@ class SqliteJobStore(SingleSteps):
         ).fetchall()
         jobs = (self._load(db, row["id"]) for row in rows)
         return [job for job in jobs if job is not None]
+
+    def unfinished_jobs(self) -> list[str]:
+        """Return the ids of the jobs that have not finished, oldest first."""
+        query = (
+            "SELECT id FROM jobs WHERE finished_at IS NULL AND expires_at >= ? ORDER BY created_at"
+        )
+        return [row["id"] for row in self._connection().execute(query, (time.time(),))]
 
     def step(
         self,
