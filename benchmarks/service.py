@@ -134,13 +134,13 @@ class Imgserve:
 
     def start(self, processes: int) -> None:
         """Start a worker of this many pool processes in place of any before, the API first."""
+        self.workers.stop()
         if not self.api.processes:
             self.redis.start()
             self.api.spawn("api", "--host", "127.0.0.1", "--port", str(self.port), name="api")
-            self.api.wait_healthy()
-        self.workers.stop()
         self.workers = Service(self.api.url, self.api.root, self.env)
         self.workers.spawn("worker", "--concurrency", str(processes), name="worker")
+        self.api.wait_healthy()  # after the worker starts, should health come to ask for one
         deadline = time.monotonic() + 60
         while len(self.pool_pids()) < processes:
             if time.monotonic() > deadline:
