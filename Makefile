@@ -34,7 +34,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(STAMP)
 bench: $(VENV)/.installed-bench ## Pipeline benchmark: imgserve vs naive OpenCV, Pillow, pyvips, codec floor.
 	$(BIN)/python -m benchmarks.pipeline
 
-bench-service: $(VENV)/.installed-bench ## Service benchmark: the queue's overhead next to the pipeline's own speed.
+bench-service: $(VENV)/.installed-bench ## Service benchmark: throughput and scaling beside a direct pool, memory.
 	$(BIN)/python -m benchmarks.service
 
 clean:

@@ -1,12 +1,9 @@
 """Time imgserve's pipeline against naive OpenCV, Pillow, pyvips and the codec floor.
 
-Run `make bench` (or `python -m benchmarks.pipeline --help`). Every library runs on one
-thread, and each contender in its own process: imgserve's set up as a worker process is
-(one OpenCV thread, large buffers kept in the heap), the others' left as they are. For each
-photo size and chain, each contender runs once untimed (the warm-up, whose outputs are
-checked against imgserve's), then the contenders take turns for up to --repeat timed runs
-each and the median wall time is reported. The report, in Markdown, goes to stdout;
-progress goes to stderr.
+Run `make bench` (or `python -m benchmarks.pipeline --help`): each contender runs in its
+own process on one thread, warms up (its outputs checked against imgserve's), then the
+contenders take turns; the report, in Markdown, goes to stdout, progress to stderr.
+benchmarks/README.md says how each contender runs and what the ratios mean.
 """
 
 from __future__ import annotations
@@ -20,16 +17,9 @@ from pathlib import Path
 
 import cv2
 
+from benchmarks.harness import load_average, log, machine
 from benchmarks.images import DEFAULT_SEED, ensure_photo
-from benchmarks.report import (
-    footnotes,
-    format_ms,
-    load_average,
-    machine,
-    method,
-    stages_table,
-    times_table,
-)
+from benchmarks.report import footnotes, format_ms, photos, processes, stages_table, times_table
 from benchmarks.timing import PEERS, Cell, contender_processes, measure
 
 CHAINS: tuple[tuple[str, ...], ...] = (
@@ -40,6 +30,7 @@ CHAINS: tuple[tuple[str, ...], ...] = (
     ("split", "resize=1.5", "blur=25"),
 )
 CONTENDERS = ("imgserve", *PEERS, "floor")
+PACKAGES = ("numpy", "opencv-python-headless", "pillow", "pyvips", "pyvips-binary")
 
 
 def parse_list(text: str) -> list[str]:
@@ -51,21 +42,12 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__)
     parser.add_argument("--repeat", type=int, help="timed runs (default 5; 1 with --quick)")
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=3.0,
-        help="stop timing a contender on a cell once its timed runs add up to this many "
-        "seconds (default 3; there is always at least one)",
-    )
+    budget = "seconds of timed runs a contender and cell, then no more (default 3; at least 1 run)"
+    parser.add_argument("--budget", type=float, default=3.0, help=budget)
     parser.add_argument("--sizes", type=parse_list, help="photo megapixels (default 1,12,24)")
     parser.add_argument("--chains", type=parse_list, help="1-based chain numbers (default all)")
-    parser.add_argument(
-        "--contenders",
-        type=parse_list,
-        default=list(CONTENDERS),
-        help=f"which to run (default {','.join(CONTENDERS)})",
-    )
+    which = f"which to run (default {','.join(CONTENDERS)})"
+    parser.add_argument("--contenders", type=parse_list, default=list(CONTENDERS), help=which)
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED, help="the photo to enlarge")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 MP, one timed run")
     args = parser.parse_args(argv)
@@ -92,42 +74,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     # This process only hands out the runs and compares outputs; it times nothing itself.
     cv2.setNumThreads(1)
     started, load = time.perf_counter(), load_average()
-    photos = {size: ensure_photo(size, args.seed) for size in args.sizes}
+    paths = {size: ensure_photo(size, args.seed) for size in args.sizes}
     cells: list[Cell] = []
     with (
         tempfile.TemporaryDirectory(prefix="imgserve-bench-") as work,
-        contender_processes(args.contenders) as processes,
+        contender_processes(args.contenders) as running,
     ):
-        for size, photo in photos.items():
+        for size, photo in paths.items():
             for chain in args.chains:
                 cell = Cell(size, chain)
-                measure(photo, cell, processes, Path(work), args.repeat, args.budget)
+                measure(photo, cell, running, Path(work), (args.repeat, args.budget))
                 cells.append(cell)
                 times = ", ".join(f"{n} {format_ms(cell.median_ms(n))}" for n in cell.times)
-                print(f"{cell.label}: {times} ms", file=sys.stderr, flush=True)
-        settings = {name: process.settings for name, process in processes.items()}
+                log(f"{cell.label}: {times} ms")
+        setups = {name: process.setup for name, process in running.items()}
+    elapsed = time.perf_counter() - started
     runs = "1 timed run" if args.repeat == 1 else f"up to {args.repeat} timed runs"
-    lines = [
-        "## Pipeline benchmark",
-        "",
-        *machine(photos, args.contenders, load),
-        *method(settings),
-        f"- Median wall time in ms of {runs} after one warm-up, contenders taking turns; "
-        "each run decodes the photo, runs the chain and writes every output as a JPEG q90 file",
-        "",
-        *times_table(cells, args.contenders),
-        "",
-        *footnotes(cells, args.repeat, args.budget),
-        f"- Whole run: {time.perf_counter() - started:.0f} s; load average {load_average()} after",
-    ]
+    head = [*machine(load, PACKAGES, ("pipeline",)), *photos(paths), *processes(setups)]
+    head.append(f"- Median wall time in ms of {runs} after one warm-up; whole run {elapsed:.0f} s")
+    table = [*times_table(cells, args.contenders), "", *footnotes(cells, args.repeat)]
+    lines = ["## Pipeline benchmark", "", *head, "", *table]
     if "imgserve" in args.contenders:
-        lines += [
-            "",
-            "imgserve's median time by stage (process_image's on_step; a shrink-on-load's "
-            "finishing resize counts as resize; encode includes the atomic writes):",
-            "",
-            *stages_table(cells),
-        ]
+        lines += ["", "imgserve's median time by stage:", "", *stages_table(cells)]
     print("\n".join(lines))
     return 0
 

@@ -1,640 +1,341 @@
-"""Measure what the queue costs: imgserve's whole service beside its own pipeline run directly.
+"""Measure imgserve's whole service beside its own pipeline run directly, in the same run.
 
-Run `make bench-service` (or `python -m benchmarks.service --help`). It starts its own
-redis-server, the API and a worker, and an empty-task Celery worker to compare with, all on
-loopback, and measures:
-
-1. throughput: images/s through the service (a batch submitted over HTTP as one job, followed
-   with the long-poll until it settles) over images/s of ``pipeline.process_image`` in a
-   ProcessPoolExecutor of the same size on the same images, for three workloads;
-2. small-job latency: POST to ``succeeded`` of one-image jobs of a 64x64 JPEG, beside the
-   round trip of an empty Celery task on the same Redis;
-3. scaling: the throughput runs again with 1 worker process instead of 2;
-4. memory: a pool process's peak RSS on a 50 MP JPEG, and the pool's RSS after 100 and 1000
-   jobs;
-5. the API under load: GET /jobs/<id> and POST /jobs from 8 clients while the workers are busy.
-
-The report (Markdown) goes to stdout, progress to stderr. Throughput batches take turns
-(direct then service, the order swapped every repetition; 2 then 1 worker processes, swapped
-too) so that the shared machine's drift falls on both alike, and the CPU that other processes
-on the machine used during each batch is measured and shown beside it.
+Run `make bench-service` (or `python -m benchmarks.service --help`): it starts a private
+redis-server, the API and a worker, and prints a Markdown report on stdout, progress on
+stderr. benchmarks/README.md says what each figure and verdict means.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import platform
+import multiprocessing
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from importlib.metadata import version
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
-import psutil
-import redis
-import requests
-from PIL import Image
 
+import pipeline
+from benchmarks import harness
+from benchmarks.contenders import read_pixels
+from benchmarks.harness import Meter, Span, Verdict, log
 from benchmarks.images import DEFAULT_SEED, ensure_photo, photo_size
-from benchmarks.report import cpu_model, load_average, markdown_table, opencv_jpeg
-from benchmarks.service_client import (
-    CLIENTS,
-    WAIT,
-    Client,
-    hammer,
-    percentile,
-    run_job,
-    run_jobs,
-    settle,
-    submit,
-    succeeded,
-    timestamp,
-)
-from benchmarks.service_processes import (
-    REPO,
-    Others,
-    Processes,
-    cpu_seconds,
-    empty,
-    reset_peak,
-    status_kb,
-)
-from benchmarks.service_throughput import (
-    TINY,
-    throughput_phase,
-    throughput_report,
-    tiny_job,
-    workloads,
-)
+from benchmarks.timing import start_process
+from tests.support import RedisServer, free_port
+from tests.system.service import Service, make_root, service_env
 
+PHASES = ("memory", "throughput")
+SEED_CHAIN = ["split", "resize=2", "split", "resize=2"]
 LEAK_CHAINS = (["resize=0.5"], ["split", "resize=0.5"], ["blur=5"], ["rotate=90", "grayscale"])
+TINY = "photos/tiny-64x64.jpg"
+CLIENTS = 8
+PACKAGES = ("celery", "kombu", "redis", "flask", "waitress", "opencv-python-headless")
+HEADER = [
+    "workload",
+    "contender",
+    "images/s, 2 processes",
+    "÷ baseline",
+    "range",
+    "baseline CPU ÷ its CPU",
+    "images/s, 1 process",
+    "2 ÷ 1 processes",
+    "others' cores",
+]
+folders = itertools.count()
+
+Spans = dict[tuple[str, str, int], list[Span]]
+"""The timed batches by workload, contender and number of processes."""
 
 
 @dataclass(frozen=True)
-class Figure:
-    """One line of the summary: what was measured, the target and whether it is met."""
+class Batch:
+    """Images to run with one chain: (input, output) paths relative to the storage root."""
+
+    chain: list[str]
+    images: list[tuple[str, str]]
+    out: str
+
+
+def batch(inputs: Sequence[str], chain: list[str]) -> Batch:
+    """Return a batch of these inputs writing into a fresh folder."""
+    out = f"out/{next(folders)}"
+    return Batch(chain, [(source, f"{out}/{n}.jpg") for n, source in enumerate(inputs)], out)
+
+
+class Contender(Protocol):
+    """What runs batches of images on some processes: one row of the throughput table."""
 
     name: str
-    measured: str
-    target: str
-    met: bool
+
+    def start(self, processes: int) -> None:
+        """Get ready to run batches on this many processes, warmed up."""
+
+    def run(self, work: Batch) -> None:
+        """Run a batch; return once every output is written."""
+
+    def stop(self) -> None:
+        """Stop every process this contender started."""
 
 
-@dataclass
-class Bench:
-    """What the phases share: options, storage root, processes, client, report so far."""
-
-    args: argparse.Namespace
-    root: Path
-    procs: Processes
-    client: Client = field(init=False)
-    pools: dict[int, ProcessPoolExecutor] = field(default_factory=dict)
-    figures: list[Figure] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    counter: Iterator[int] = field(default_factory=itertools.count)
-
-    def __post_init__(self) -> None:
-        self.client = Client(self.procs.url)
-
-    def log(self, message: str) -> None:
-        """Show progress on stderr."""
-        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-    def figure(self, name: str, measured: str, target: str, met: bool) -> None:
-        """Add a line to the summary."""
-        self.figures.append(Figure(name, measured, target, met))
-
-    def out(self, kind: str) -> str:
-        """Return a fresh output folder, relative to the root."""
-        return f"out/{kind}{next(self.counter)}"
-
-    def start_workers(self, concurrency: int) -> None:
-        """Start a worker with this many pool processes and run a warm-up job through it."""
-        self.log(f"starting a worker with {concurrency} pool processes")
-        self.procs.start_workers(concurrency)
-        warm = [{"input": TINY, "output": f"{self.out('warm')}/{n}.jpg"} for n in range(8)]
-        run_job(self.client, warm, ["resize=0.5"])
+def _run_image(source: str, output: str, chain: list[str]) -> None:
+    """Run one image as a worker does: parse the chain, then process_image."""
+    pipeline.process_image(source, output, pipeline.parse_operations(chain))
 
 
-# -- latency, memory, the API ----------------------------------------------------------------
+class DirectPool:
+    """The baseline: process_image in a spawned pool set up as a worker's, a submit an image."""
+
+    name = "direct pool"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pool: ProcessPoolExecutor | None = None
+
+    def start(self, processes: int) -> None:
+        """Start a fresh pool of this many processes."""
+        self.stop()
+        spawn = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(processes, spawn, start_process, ("imgserve",))
+        self.run(batch([TINY] * 4 * processes, ["resize=0.5"]))  # the warm-up
+
+    def run(self, work: Batch) -> None:
+        """Submit every image of the batch to the pool and wait for them all."""
+        assert self.pool is not None, "the direct pool is not started"
+        paths = [(str(self.root / source), str(self.root / out)) for source, out in work.images]
+        for image in [self.pool.submit(_run_image, *path, work.chain) for path in paths]:
+            image.result()
+
+    def stop(self) -> None:
+        """Shut the pool down."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
 
 
-def time_one_job(bench: Bench, n: int, *, in_post: bool = False) -> dict[str, float]:
-    """Run a one-image job of the 64x64 JPEG; return where its time went, in seconds.
+class Imgserve:
+    """imgserve as its users run it: the API and one worker on a redis-server, over HTTP."""
 
-    in_post: wait in the POST (?wait=) rather than in a GET after it.
-    """
-    image = [{"input": TINY, "output": f"out/latency/{'p' if in_post else 'g'}{n}.jpg"}]
-    started = time.time()
-    posted = submit(bench.client, image, ["resize=0.5"], WAIT if in_post else 0)
-    answered = time.time()
-    job, polls = settle(bench.client, posted)
-    seen = time.time()
-    read = time.perf_counter()
-    if bench.client.request("GET", f"/jobs/{job['id']}")[0] != 200:
-        raise RuntimeError(f"GET /jobs/{job['id']} failed")
-    read = time.perf_counter() - read
-    created, begun, ended = (
-        timestamp(succeeded(job)[k]) for k in ("created_at", "started_at", "finished_at")
-    )
-    return {
-        "total": seen - started,
-        "post": answered - started,
-        "validate": created - started,
-        "queued": begun - created,
-        "running": ended - begun,
-        "noticed": seen - ended,
-        "GETs": polls,
-        "read": read,
-    }
+    name = "imgserve"
 
+    def __init__(self, work: Path, root: Path) -> None:
+        self.redis = RedisServer(work)
+        self.env = service_env(root, REDIS_URL=self.redis.url)
+        self.port = free_port()
+        self.api = Service(f"http://127.0.0.1:{self.port}", root, self.env)
+        self.workers = Service(self.api.url, root, self.env)
 
-def time_through_requests(bench: Bench, session: requests.Session, n: int) -> float:
-    """Run a one-image job as time_one_job does in the POST, with requests; return seconds."""
-    body = tiny_job(f"out/latency/r{n}.jpg")
-    started = time.perf_counter()
-    response = session.post(f"{bench.procs.url}/jobs?wait={WAIT}", json=body, timeout=WAIT + 30)
-    succeeded(response.json())
-    return time.perf_counter() - started
+    def start(self, processes: int) -> None:
+        """Start a worker of this many pool processes in place of any before, the API first."""
+        self.workers.stop()
+        if not self.api.processes:
+            self.redis.start()
+            self.api.spawn("api", "--host", "127.0.0.1", "--port", str(self.port), name="api")
+        self.workers = Service(self.api.url, self.api.root, self.env)
+        self.workers.spawn("worker", "--concurrency", str(processes), name="worker")
+        self.api.wait_healthy()  # after the worker starts, should health come to ask for one
+        deadline = time.monotonic() + 60
+        while len(self.pool_pids()) < processes:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start\n{self.workers.tail()}")
+            time.sleep(0.1)
+        self.run(batch([TINY] * 4 * processes, ["resize=0.5"]))  # the warm-up
 
+    def run(self, work: Batch) -> None:
+        """POST the batch as one job and long-poll it until it settles; it must succeed."""
+        images = [{"input": source, "output": output} for source, output in work.images]
+        job = self.api.finish(self.api.submit(images, work.chain)["id"], timeout=900)
+        if job["state"] != "succeeded":
+            errors = sorted({image["error"] for image in job["images"] if image["error"]})
+            raise RuntimeError(f"job {job['id']} ended {job['state']}: {errors[:3]}")
 
-def time_empty_task() -> float:
-    """Return the round trip of one empty Celery task, in seconds."""
-    started = time.perf_counter()
-    empty.apply_async().get(timeout=30)
-    return time.perf_counter() - started
+    def pool_pids(self) -> list[int]:
+        """Return the pids of the worker's pool processes."""
+        return [child.pid for child in self.workers.worker_children()]
 
-
-def latency_phase(bench: Bench) -> None:
-    """Time one-image jobs POST to succeeded beside empty Celery tasks, in alternating blocks."""
-    total = 50 if bench.args.quick else 500
-    block = min(25, total)
-    session = requests.Session()
-    for n in range(10):  # warm-up: connections, and every process of both workers
-        time_empty_task()
-        time_one_job(bench, n)
-        time_one_job(bench, n, in_post=True)
-        time_through_requests(bench, session, n)
-    others = Others()
-    jobs: list[dict[str, float]] = []
-    in_post: list[dict[str, float]] = []
-    tasks: list[float] = []
-    through_requests: list[float] = []
-    while len(jobs) < total:
-        in_post += [time_one_job(bench, len(jobs) + n, in_post=True) for n in range(block)]
-        jobs += [time_one_job(bench, len(jobs) + n) for n in range(block)]
-        tasks += [time_empty_task() for _ in range(block)]
-        through_requests += [
-            time_through_requests(bench, session, len(jobs) + n) for n in range(block)
-        ]
-    busy = others.cores()
-    floors = 60 if bench.args.quick else 300
-    floor = own_work(bench, floors)  # the workers are idle meanwhile
-    bench.log(f"latency: {total} jobs each way, {total} empty tasks")
-    ours, theirs = [j["total"] * 1000 for j in in_post], [t * 1000 for t in tasks]
-    two_requests = [j["total"] * 1000 for j in jobs]
-    ratio = percentile(ours, 50) / percentile(theirs, 50)
-    bench.figure(
-        "2. small-job latency p50, imgserve (POST ?wait=) / empty task",
-        f"{percentile(ours, 50):.1f} / {percentile(theirs, 50):.1f} ms = {ratio:.2f}x",
-        "<= 2x",
-        ratio <= 2,
-    )
-    also = percentile(two_requests, 50) / percentile(theirs, 50)
-    bench.figure(
-        "2. small-job latency p50, imgserve (POST, then GET ?wait=) / empty task",
-        f"{percentile(two_requests, 50):.1f} / {percentile(theirs, 50):.1f} ms = {also:.2f}x",
-        "<= 2x",
-        also <= 2,
-    )
-    ms = {part: 1000 * statistics.median(j[part] for j in jobs) for part in jobs[0]}
-    own, empty = floor["all"] - floor["read"] + ms["read"], percentile(theirs, 50)
-    one = {part: 1000 * statistics.median(j[part] for j in in_post) for part in in_post[0]}
-    gets = statistics.median(j["GETs"] for j in jobs)
-    rows = [
-        [
-            f"imgserve one-image job ({total})",
-            "POST ?wait=30, answered once succeeded",
-            *(f"{percentile(ours, p):.1f}" for p in (50, 95, 99)),
-        ],
-        [
-            f"imgserve one-image job ({total})",
-            "POST, then GET ?wait=30 until succeeded",
-            *(f"{percentile(two_requests, p):.1f}" for p in (50, 95, 99)),
-        ],
-        [
-            f"imgserve one-image job ({total})",
-            "POST ?wait=30 as above, sent with requests instead",
-            *(f"{1000 * percentile(through_requests, p):.1f}" for p in (50, 95, 99)),
-        ],
-        [
-            f"imgserve's own steps, no queue ({floors})",
-            "one after another in one process; the read over HTTP",
-            f"{own:.1f}",
-            "",
-            "",
-        ],
-        [
-            f"empty Celery task ({total})",
-            "apply_async().get(), Redis result backend",
-            *(f"{percentile(theirs, p):.1f}" for p in (50, 95, 99)),
-        ],
-    ]
-    bench.lines += [
-        "### Small-job latency (ms)",
-        "",
-        *markdown_table(["what", "how", "p50", "p95", "p99"], rows),
-        "",
-        f"- A POST-then-GET job's time, medians in ms (server times from the job resource): POST "
-        f"answered {ms['post']:.1f}, of which validation before `created_at` {ms['validate']:.1f}; "
-        f"`created_at` to `started_at` (store create, enqueue, broker, worker pick-up, "
-        f"start_image) {ms['queued']:.1f}; `started_at` to `finished_at` (spec, decode, resize, "
-        f"encode, write, finish_image) {ms['running']:.1f}; `finished_at` to the client holding "
-        f"the answer (pub/sub wake-up, GET, JSON) {ms['noticed']:.1f}; GETs per job {gets:.0f}.",
-        f"- A `POST ?wait=` job's time, medians in ms: `created_at` {one['validate']:.1f} after "
-        f"the client sent it; `started_at` {one['queued']:.1f} later; `finished_at` "
-        f"{one['running']:.1f} later; the client holds the answer {one['noticed']:.1f} after "
-        f"that. For scale: a plain `GET /jobs/<id>` of a finished one-image job (HTTP both ways, "
-        f"one store read, JSON) takes {ms['read']:.1f} ms.",
-        f"- The floor: the steps every one-image job takes that an empty task does not, warm, "
-        f"one after another in one process with no queue and no hand-off "
-        f"(benchmarks/service_floor.py), medians in ms: validation {floor['validate']:.2f}, the "
-        f"job record {floor['create']:.2f}, start {floor['start']:.2f}, the image with its "
-        f"fsynced write {floor['image']:.2f}, finish {floor['finish']:.2f}, read "
-        f"{floor['read']:.2f}; with the read over HTTP as above, {own:.1f} ms = "
-        f"{own / empty:.2f}x the empty task's whole round trip. Within 2x, everything else (the "
-        f"POST's own HTTP, the trip through the queue, two wake-ups) has {2 * empty - own:.1f} "
-        f"ms, where the empty task takes {empty:.1f} ms for its trip alone.",
-        f"- One client, one job at a time, 64x64 JPEG, `resize=0.5`, over one keep-alive "
-        f"connection of Python's http.client (requests costs more on the client's side: the "
-        f"row beside). `POST ?wait=` is how a "
-        f"client submits a small job and waits for it, one request; POST then `GET ?wait=` is "
-        f"how it follows a job it submitted earlier. The empty task's worker is "
-        f"prefork with 2 processes, INFO logging and imgserve's reliability settings, on "
-        f"database 1 of the same Redis. The kinds take turns in blocks of {block} after 10 "
-        f"warm-ups each. Others used {busy:.2f} cores meanwhile.",
-        "",
-    ]
-
-
-def own_work(bench: Bench, count: int) -> dict[str, float]:
-    """Run benchmarks/service_floor.py on database 2 of the Redis; return its medians (ms)."""
-    env = {**bench.procs.env(), "REDIS_URL": bench.procs.redis_url(2)}
-    argv = [sys.executable, "-m", "benchmarks.service_floor", str(count)]
-    done = subprocess.run(argv, env=env, cwd=bench.root, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"the floor measurement failed:\n{done.stderr}")
-    floor: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return floor
-
-
-def peak_rss(bench: Bench, image: str, chain: list[str]) -> tuple[float, float]:
-    """Run one image; return the RSS before and the peak RSS (MB) of the process that ran it."""
-    pids = bench.procs.pool_pids()
-    for pid in pids:
-        reset_peak(pid)
-    idle = {pid: status_kb(pid, "VmRSS") / 1e3 for pid in pids}
-    run_job(bench.client, [{"input": image, "output": f"{bench.out('m')}.jpg"}], chain)
-    peak = {pid: status_kb(pid, "VmHWM") / 1e3 for pid in pids}
-    ran = max(pids, key=lambda pid: peak[pid] - idle[pid])
-    return idle[ran], peak[ran]
-
-
-def memory_phase(bench: Bench, seeds: list[str], big: str, size: tuple[int, int]) -> None:
-    """Peak RSS of the pool process that runs a big JPEG; pool RSS after 100 and 1000 jobs."""
-    decoded = size[0] * size[1] * 3 / 1e6
-    rows = []
-    for chain, limit in (["resize=0.1"], 0.25), (["blur=25"], 2.5):
-        idle, peak = peak_rss(bench, big, chain)
-        growth = peak - idle
-        rows.append(
-            [
-                chain[0],
-                f"{size[0]}x{size[1]}",
-                f"{idle:.0f}",
-                f"{peak:.0f}",
-                f"{growth:.0f}",
-                f"{growth / decoded:.2f}",
-            ]
-        )
-        bench.figure(
-            f"4. peak RSS growth, {size[0]}x{size[1]} JPEG, {chain[0]}",
-            f"{growth:.0f} MB = {growth / decoded:.2f}x decoded",
-            f"<= {limit}x decoded",
-            growth <= limit * decoded,
-        )
-    first, total = (20, 100) if bench.args.quick else (100, 1000)
-    bench.log(f"memory: big photo done; {total} jobs")
-    rss, api = [], []
-    for start, stop in (0, first), (first, total):
-        jobs = [
-            (
-                [{"input": seeds[n % len(seeds)], "output": f"out/leak/{n}.jpg"}],
-                LEAK_CHAINS[n % len(LEAK_CHAINS)],
-            )
-            for n in range(start, stop)
-        ]
-        run_jobs(bench.procs.url, jobs)
-        rss.append(sum(status_kb(pid, "VmRSS") for pid in bench.procs.pool_pids()) / 1e3)
-        api.append(status_kb(bench.procs.api.pid, "VmRSS") / 1e3 if bench.procs.api else 0.0)
-    growth = rss[1] / rss[0] - 1
-    bench.figure(
-        f"4. pool RSS after {total} jobs vs after {first}",
-        f"{rss[0]:.0f} -> {rss[1]:.0f} MB ({growth:+.1%})",
-        "within 10%",
-        abs(growth) <= 0.10,
-    )
-    chains = ", ".join(" + ".join(chain) for chain in LEAK_CHAINS)
-    bench.lines += [
-        "### Memory (MB)",
-        "",
-        *markdown_table(
-            [
-                "chain",
-                "photo",
-                "pool process RSS before",
-                "peak (VmHWM)",
-                "growth",
-                "growth / decoded",
-            ],
-            rows,
-        ),
-        "",
-        f"- Decoded size of the photo: {decoded:.0f} MB (3 bytes a pixel). The peak is VmHWM of "
-        "the pool process that ran the job, reset just before (clear_refs 5).",
-        f"- Leak check: one-image jobs of the seed photos, chains {chains} in turn, {CLIENTS} "
-        f"clients. The pool processes' RSS (sum) after {first} jobs {rss[0]:.0f} MB, after "
-        f"{total} {rss[1]:.0f} MB ({growth:+.1%}); the API's {api[0]:.0f} -> {api[1]:.0f} MB.",
-        "",
-    ]
-
-
-def api_phase(bench: Bench, twelve: list[str]) -> None:
-    """Rate and p95 of GET /jobs/<id> and POST /jobs from 8 clients while the workers are busy."""
-    url, client = bench.procs.url, bench.client
-    seconds, gets, posts = (3.0, 500, 100) if bench.args.quick else (10.0, 3000, 500)
-    target = run_job(client, [{"input": TINY, "output": "out/api/target.jpg"}], ["resize=0.5"])
-    out = bench.out("busy")
-    busy = [{"input": twelve[n % len(twelve)], "output": f"{out}/{n}.jpg"} for n in range(400)]
-    background = submit(client, busy, ["blur=25"])
-    time.sleep(1.0)
-    posted: list[str] = []
-
-    def post(poster: Client, n: int) -> int:
-        status, job = poster.request("POST", "/jobs", tiny_job(f"out/api/{n}.jpg"))
-        if status == 202:
-            posted.append(job["id"])
-        return status
-
-    def get(getter: Client, n: int) -> int:
-        return getter.request("GET", f"/jobs/{target['id']}")[0]
-
-    pool, others = bench.procs.pool_pids(), Others()
-    cpu, started = cpu_seconds(pool), time.perf_counter()
-    measured = [
-        (
-            "GET /jobs/<id>",
-            50,
-            hammer(url, get, gets, seconds),
-        ),
-        ("POST /jobs", 100, hammer(url, post, posts, seconds)),
-    ]
-    workers_cpu = (cpu_seconds(pool) - cpu) / (time.perf_counter() - started)
-    busy_others = others.cores()
-    still = client.request("GET", f"/jobs/{background['id']}")[1]
-    client.request("DELETE", f"/jobs/{background['id']}")
-    for job_id in [background["id"], *posted]:
-        settle(client, {"id": job_id, "state": "queued", "finished_at": None})
-    rows = []
-    for name, budget, (rate, times, errors) in measured:
-        p50, p95 = percentile(times, 50) * 1000, percentile(times, 95) * 1000
-        rows.append(
-            [
-                name,
-                f"1 image, {len(times)} requests",
-                f"{rate:.0f}",
-                f"{p50:.1f}",
-                f"{p95:.1f}",
-                str(errors),
-            ]
-        )
-        bench.figure(
-            f"5. {name} under load: p95 (rate)",
-            f"{p95:.1f} ms ({rate:.0f}/s)",
-            f"p95 <= {budget} ms (ours)",
-            p95 <= budget and errors == 0,
-        )
-    bench.log("API under load: " + ", ".join(f"{r[0]} {r[2]}/s" for r in rows))
-    bench.lines += [
-        "### The API under load",
-        "",
-        *markdown_table(["request", "", "requests/s", "p50 ms", "p95 ms", "errors"], rows),
-        "",
-        f"- {CLIENTS} client threads (a keep-alive connection each), up to {seconds:g} s or {gets} "
-        f"GETs / {posts} POSTs, while a 400-image job of 12 MP photos with blur=25 ran (then "
-        f"cancelled; {still['progress']['percent']:.0f}% done by then): the pool processes "
-        f"used {workers_cpu:.2f} cores meanwhile and other processes {busy_others:.2f}. The "
-        "issue sets no number here; the p95 budgets are this benchmark's own.",
-        "",
-    ]
-
-
-# -- set-up and report ------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop the worker, the API and redis-server."""
+        self.workers.stop()
+        self.api.stop()
+        self.redis.stop()
 
 
 @dataclass(frozen=True)
-class Photos:
-    """The storage root's photos, relative to the root."""
+class Workload:
+    """A batch for the throughput table; ours is the benchmark's own case, not the issue's."""
 
-    seeds: list[str]
-    twelve: list[str]
-    samples: list[str]
-    big: str
-    big_size: tuple[int, int]
-    about: str
-    """Where the seed photos came from, and how many are progressive JPEGs."""
+    name: str
+    chain: list[str]
+    inputs: list[str]
+    ours: bool = False
 
 
-def make_root(root: Path, quick: bool) -> Photos:
-    """Fill the storage root: seed photos, samples, 12 MP photos, a big one and a 64x64 JPEG."""
-    sample_files = sorted((REPO / "examples/images").glob("*.jpg"))
-    seed_files = sorted(DEFAULT_SEED.parent.glob("cyclo[1-4].jpg")) or sample_files
-    for folder, photos in ("seed", seed_files), ("samples", sample_files):
-        (root / "photos" / folder).mkdir(parents=True)
-        for photo in photos:
-            shutil.copy(photo, root / "photos" / folder / photo.name)
-    twelve = [ensure_photo(12, photo) for photo in seed_files]
-    megapixels = 12 if quick else 50
-    big = ensure_photo(megapixels, seed_files[0])
-    for photo in {*twelve, big}:
-        shutil.copy(photo, root / "photos" / photo.name)
-    seed = cv2.imread(str(seed_files[0]))
-    if seed is None:
-        raise SystemExit(f"cannot read the seed photo {seed_files[0]}")
-    tiny = cv2.resize(seed, (64, 64), interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(root / TINY), tiny, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    progressive = sum(_progressive(photo) for photo in seed_files)
-    origin = (
-        f"{DEFAULT_SEED.parent}"
-        if seed_files != sample_files
-        else f"the samples in examples/images ({DEFAULT_SEED.parent} is missing)"
-    )
-    return Photos(
-        about=f"- Seed photos: {len(seed_files)} from {origin}, {progressive} of them progressive "
-        "JPEGs (slower to decode); samples: examples/images, baseline JPEGs",
-        seeds=[f"photos/seed/{photo.name}" for photo in seed_files],
-        twelve=[f"photos/{p.name}" for p in twelve],
-        samples=[f"photos/samples/{photo.name}" for photo in sample_files],
-        big=f"photos/{big.name}",
-        big_size=photo_size(megapixels),
-    )
+def workloads(photos: dict[str, list[str]], quick: bool) -> list[Workload]:
+    """Return the issue's three workloads and ours: cheap images, where the queue shows most."""
 
+    def load(kind: str, chain: list[str], count: int = 16 if quick else 200) -> Workload:
+        inputs = list(itertools.islice(itertools.cycle(photos[kind]), count))
+        name = f"{kind} photos x{count}, {', '.join(chain)}"
+        return Workload(name, chain, inputs, ours=kind == "sample")
 
-def _progressive(photo: Path) -> bool:
-    """Return whether a JPEG is progressive."""
-    with Image.open(photo) as image:
-        return bool(image.info.get("progressive"))
-
-
-def fsync_ms(folder: Path, count: int = 50) -> tuple[float, float]:
-    """Return the median and 90th percentile ms of writing and fsyncing a 100 kB file here."""
-    data, times = os.urandom(100_000), []
-    for n in range(count):
-        path = folder / f".fsync-probe-{n}"
-        started = time.perf_counter()
-        with path.open("wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        times.append(1000 * (time.perf_counter() - started))
-        path.unlink()
-    return statistics.median(times), percentile(times, 90)
-
-
-def git(*args: str) -> str:
-    """Return the output of a git command in the repository."""
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-
-def machine(
-    bench: Bench, load: str, seconds: float, disk: tuple[float, float], photos: Photos
-) -> list[str]:
-    """Describe the machine, the versions, the photos and the run."""
-    server = redis.Redis.from_url(bench.procs.redis_url()).info("server")["redis_version"]
-    dirty = git("status", "--porcelain", "--", "app", "worker", "pipeline")
+    big = 12 if quick else 100
     return [
-        f"- Machine: {cpu_model()}, {os.cpu_count()} logical CPUs ({len(os.sched_getaffinity(0))} "
-        f"usable), {psutil.virtual_memory().total / 2**30:.0f} GiB; load average {load} at the "
-        f"start, {load_average()} at the end; whole run {seconds:.0f} s"
-        + (" (--quick)" if bench.args.quick else ""),
-        f"- Storage root on {bench.root.parent.parent}: writing and fsyncing 100 kB takes "
-        f"{disk[0]:.2f} ms (median; p90 {disk[1]:.2f} ms), measured at the start",
-        photos.about,
-        f"- Python {platform.python_version()}, Celery {version('celery')}, kombu "
-        f"{version('kombu')}, redis-py {version('redis')}, redis-server {server}, Flask "
-        f"{version('flask')}, waitress {version('waitress')}, OpenCV {cv2.__version__} "
-        f"({opencv_jpeg()}), numpy {version('numpy')}",
-        f"- imgserve: commit {git('rev-parse', '--short', 'HEAD')}"
-        + (" with uncommitted app/worker/pipeline changes" if dirty else "")
-        + "; API with waitress's 32 threads, one worker `--concurrency 2` (and 1 for scaling), "
-        "Redis without persistence, everything on loopback",
+        load("seed", SEED_CHAIN),
+        load("seed", ["resize=0.5"]),
+        load("12 MP", ["resize=0.1"], big),
+        load("sample", ["resize=0.5"]),
     ]
+
+
+def throughput(
+    root: Path, contenders: Sequence[Contender], loads: Sequence[Workload], repeat: int
+) -> Spans:
+    """Time every workload on every contender with 2 and 1 processes, taking turns."""
+    spans: Spans = {}
+    for rep in range(repeat):
+        first = rep % len(contenders)  # who goes first moves on, so drift falls on all alike
+        turn = [*contenders[first:], *contenders[:first]]
+        for processes in (2, 1) if rep % 2 == 0 else (1, 2):
+            for contender in contenders:
+                contender.start(processes)
+            for load, contender in itertools.product(loads, turn):
+                work, meter = batch(load.inputs, load.chain), Meter()
+                contender.run(work)
+                span = meter.read()
+                shutil.rmtree(root / work.out)
+                spans.setdefault((load.name, contender.name, processes), []).append(span)
+                done = f"{span.seconds:.2f} s, others {span.others:.2f} cores"
+                log(f"{rep + 1}/{repeat}, {processes}p, {load.name}, {contender.name}: {done}")
+    return spans
+
+
+def throughput_report(
+    spans: Spans, names: Sequence[str], loads: Sequence[Workload]
+) -> tuple[list[Verdict], list[str]]:
+    """Return imgserve's throughput and scaling verdicts, and the table; the first is the base."""
+    verdicts, rows = [], []
+    for load, name in itertools.product(loads, names):
+        base, two, one = (
+            spans[(load.name, n, p)] for n, p in ((names[0], 2), (name, 2), (name, 1))
+        )
+        rate, rate_one = (
+            len(load.inputs) / statistics.median(s.seconds for s in r) for r in (two, one)
+        )
+        ratios = [b.seconds / s.seconds for b, s in zip(base, two, strict=True)]
+        ratio, scaling = statistics.median(ratios), rate / rate_one
+        cpu = statistics.median(b.cpu / s.cpu for b, s in zip(base, two, strict=True))
+        others = statistics.median(s.others for s in two + one)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        figures = (f"{rate:.1f}", f"{ratio:.2f}", spread, f"{cpu:.2f}", f"{rate_one:.1f}")
+        rows.append([load.name, name, *figures, f"{scaling:.2f}", f"{others:.2f}"])
+        if name == names[0]:
+            rows[-1][3:6] = ["", "", ""]  # the baseline against itself
+        if name == Imgserve.name:
+            mark = " (ours)" if load.ours else ""
+            figure = f"throughput ÷ {names[0]}, {load.name}"
+            verdicts.append(Verdict(figure, f"{ratio:.2f}", f">= 0.9{mark}", ratio >= 0.9))
+            figure = f"scaling 1 -> 2 processes, {load.name}"
+            verdicts.append(Verdict(figure, f"{scaling:.2f}x", f">= 1.8x{mark}", scaling >= 1.8))
+    return verdicts, ["### Throughput and scaling", "", *harness.markdown_table(HEADER, rows), ""]
+
+
+def status_mb(pid: int, field: str) -> float:
+    """Return a memory figure of /proc/<pid>/status (VmRSS, VmHWM) in MB."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in lines if line.startswith(f"{field}:")) / 1e3
+
+
+def memory(service: Imgserve, photos: dict[str, list[str]], quick: bool) -> list[Verdict]:
+    """Peak RSS of the pool process that runs a big JPEG; the pool's RSS after 100 and 1000 jobs."""
+    width, height = photo_size(12 if quick else 50)
+    decoded, verdicts = width * height * 3 / 1e6, []
+    for chain, limit in (["resize=0.1"], 0.25), (["blur=25"], 2.5):
+        pids = service.pool_pids()
+        for pid in pids:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM starts again from VmRSS
+        before = {pid: status_mb(pid, "VmRSS") for pid in pids}
+        service.run(batch(photos["big"], chain))
+        growth = max(status_mb(pid, "VmHWM") - before[pid] for pid in pids)
+        measured, target = f"{growth:.0f} MB = {growth / decoded:.2f}x decoded", f"<= {limit}x"
+        figure = f"peak RSS growth, {width}x{height} JPEG, {chain[0]}"
+        verdicts.append(Verdict(figure, measured, target + " decoded", growth <= limit * decoded))
+    first, total = (20, 100) if quick else (100, 1000)
+    seeds, chains = itertools.cycle(photos["seed"]), itertools.cycle(LEAK_CHAINS)
+    jobs = [batch([next(seeds)], next(chains)) for _ in range(total)]
+    rss = []
+    with ThreadPoolExecutor(CLIENTS) as clients:
+        for part in jobs[:first], jobs[first:]:
+            list(clients.map(service.run, part))
+            rss.append(sum(status_mb(pid, "VmRSS") for pid in service.pool_pids()))
+    growth, figure = rss[1] / rss[0] - 1, f"pool RSS after {total} jobs vs after {first}"
+    measured = f"{rss[0]:.0f} -> {rss[1]:.0f} MB ({growth:+.1%})"
+    return [*verdicts, Verdict(figure, measured, "within 10%", abs(growth) <= 0.10)]
+
+
+def make_photos(work: Path, quick: bool) -> tuple[Path, dict[str, list[str]]]:
+    """Make a storage root of the seed and sample photos, 12 MP ones, a big one and a tiny one."""
+    samples = sorted((harness.REPO / "examples/images").glob("*.jpg"))
+    seeds = sorted(DEFAULT_SEED.parent.glob("cyclo[1-4].jpg")) or samples
+    twelve = [ensure_photo(12, seed) for seed in seeds]
+    big, tiny = ensure_photo(12 if quick else 50, seeds[0]), work / Path(TINY).name
+    cv2.imwrite(str(tiny), cv2.resize(read_pixels(seeds[0]), (64, 64)))
+    root = make_root(work, sorted({*seeds, *samples, *twelve, big, tiny}))
+    found = {"seed": seeds, "sample": samples, "12 MP": twelve, "big": [big]}
+    return root, {kind: [f"photos/{path.name}" for path in paths] for kind, paths in found.items()}
 
 
 def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.service",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true", help="smoke run, under a minute")
-    parser.add_argument("--repeat", type=int, help="throughput repetitions (default 3; 1 quick)")
-    parser.add_argument(
-        "--jobs", type=int, default=1, help="jobs each throughput batch is split into (default 1)"
-    )
-    parser.add_argument(
-        "--quiet",
-        type=float,
-        help="seconds to wait before each throughput batch for other processes "
-        "to use under 0.3 cores (default 3; 0 quick)",
-    )
-    parser.add_argument(
-        "--phases",
-        default="latency,memory,api,throughput",
-        help="which to run (default latency,memory,api,throughput)",
-    )
-    parser.add_argument(
-        "--work", type=Path, help="folder for the storage root and logs (default: the temp dir)"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.service", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run: small batches, one turn")
+    parser.add_argument("--repeat", type=int, help="throughput repetitions (default 3)")
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"some of {','.join(PHASES)}")
+    parser.add_argument("--work", type=Path, help="folder for the storage root and the logs")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     args = parser.parse_args(argv)
     args.repeat = args.repeat or (1 if args.quick else 3)
-    args.quiet = (0.0 if args.quick else 3.0) if args.quiet is None else args.quiet
-    args.phases = {phase.strip() for phase in args.phases.split(",")}
-    if args.repeat < 1 or args.jobs < 1:
-        parser.error("--repeat and --jobs take positive numbers")
+    args.phases = args.phases.split(",")
+    if args.repeat < 1 or not set(args.phases) <= set(PHASES):
+        parser.error(f"--repeat takes a positive number, --phases some of {','.join(PHASES)}")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the service benchmark and print its Markdown report."""
+    """Run the service benchmark and print its report."""
     args = arguments(argv)
-    load, started = load_average(), time.perf_counter()
+    load, started = harness.load_average(), time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="imgserve-bench-service-", dir=args.work))
-    root = work / "root"
-    photos = make_root(root, args.quick)
-    disk = fsync_ms(root)
-    bench = Bench(args, root, Processes(work, root))
+    root, photos = make_photos(work, args.quick)
+    direct, service = DirectPool(root), Imgserve(work, root)
+    verdicts: list[Verdict] = []
+    sections: list[str] = []
     try:
-        bench.procs.start_redis()
-        bench.procs.start_api()
-        bench.start_workers(2)
-        if "latency" in args.phases:
-            bench.procs.start_echo()
-            latency_phase(bench)
+        service.start(2)
         if "memory" in args.phases:
-            memory_phase(bench, photos.seeds, photos.big, photos.big_size)
-        if "api" in args.phases:
-            api_phase(bench, photos.twelve)
+            verdicts = memory(service, photos, args.quick)
         if "throughput" in args.phases:
-            loads = workloads(bench.args.quick, photos.seeds, photos.twelve, photos.samples)
-            throughput_report(bench, throughput_phase(bench, loads), loads)
-        summary = [
-            [f.name, f.measured, f.target, "MET" if f.met else "NOT MET"]
-            for f in sorted(bench.figures, key=lambda f: f.name[0])
-        ]
-        print(
-            "\n".join(
-                [
-                    "## Service benchmark",
-                    "",
-                    *machine(bench, load, time.perf_counter() - started, disk, photos),
-                    "",
-                    *markdown_table(["figure", "measured", "target", "verdict"], summary),
-                    "",
-                    *bench.lines,
-                ]
-            )
-        )
+            loads = workloads(photos, args.quick)
+            spans = throughput(root, [direct, service], loads, args.repeat)
+            found, sections = throughput_report(spans, [direct.name, service.name], loads)
+            verdicts = found + verdicts
     finally:
-        for pool in bench.pools.values():
-            pool.shutdown(cancel_futures=True)
-        bench.procs.stop()
-        if args.keep:
-            print(f"work folder kept: {work}", file=sys.stderr)
-        else:
+        direct.stop()
+        service.stop()
+        if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    seeds = ", ".join(Path(seed).name for seed in photos["seed"])
+    run = f"repetitions {args.repeat}, {time.perf_counter() - started:.0f} s"
+    head = [*harness.machine(load, PACKAGES, ("app", "worker", "pipeline")), f"- Seeds: {seeds}"]
+    head.append(f"- Run: {run}" + (" (--quick)" if args.quick else ""))
+    tables = [*harness.verdict_table(verdicts), "", *sections]
+    print("\n".join(["## Service benchmark", "", *head, "", *tables]))
     return 0
 
 

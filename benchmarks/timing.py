@@ -61,15 +61,6 @@ class Imgserve:
 
 
 @dataclass(frozen=True)
-class ProcessSettings:
-    """What a contender's process was set up with."""
-
-    opencv_threads: int
-    vips_concurrency: int | None
-    keeps_large_allocations: bool | None
-
-
-@dataclass(frozen=True)
 class Run:
     """One run of a contender: its wall time and, for imgserve, its time by stage."""
 
@@ -77,30 +68,30 @@ class Run:
     stages: dict[str, float]
 
 
-# The state of a contender's own process: its settings and the runner of the current cell.
-_settings: list[ProcessSettings] = []
+# The state of a contender's own process: how it was set up, the runner of the current cell.
+_setup: list[str] = []
 _runners: dict[str, Runner] = {}
 
 
 def start_process(name: str) -> None:
     """Set up a contender's process as it starts: imgserve's as its worker processes run."""
     cv2.setNumThreads(1)
-    keeps, vips_concurrency = None, None
+    setup = ""
     if name == "imgserve":
-        # Exactly what worker/tasks.py's _init_process does in each worker process.
+        # Exactly what imgserve's worker does in each of its pool processes.
         import pipeline
         from worker.memory import keep_large_allocations
 
         pipeline.configure_opencv(1)
-        keeps = keep_large_allocations()
+        setup = f", keep_large_allocations() {keep_large_allocations()}"
     elif name == "pyvips":
-        vips_concurrency = contenders.load_pyvips().concurrency_get()
-    _settings.append(ProcessSettings(cv2.getNumThreads(), vips_concurrency, keeps))
+        setup = f", libvips concurrency {contenders.load_pyvips().concurrency_get()}"
+    _setup.append(f"OpenCV threads {cv2.getNumThreads()}{setup}")
 
 
-def process_settings() -> ProcessSettings:
-    """Return what this contender's process was set up with."""
-    return _settings[-1]
+def process_setup() -> str:
+    """Return how this contender's process was set up."""
+    return _setup[-1]
 
 
 def prepare(name: str, chain: Sequence[str], reference: Sequence[Path]) -> None:
@@ -138,13 +129,9 @@ class Contender:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=start_process,
-            initargs=(name,),
-        )
-        self.settings = self.pool.submit(process_settings).result()
+        spawn = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(1, spawn, start_process, (name,))
+        self.setup = self.pool.submit(process_setup).result()
 
     def prepare(self, chain: Sequence[str], reference: Sequence[Path] = ()) -> None:
         """Make the contender's runner for a chain, in its process."""
@@ -190,14 +177,6 @@ class Cell:
     def median_ms(self, name: str) -> float:
         """Return the contender's median time in milliseconds."""
         return statistics.median(self.times[name]) * 1000
-
-    def spread(self, name: str) -> float:
-        """Return the interquartile range of the contender's runs relative to their median."""
-        runs = self.times[name]
-        if len(runs) < 4:
-            return 0.0
-        quartiles = statistics.quantiles(runs, n=4)
-        return (quartiles[2] - quartiles[0]) / statistics.median(runs)
 
 
 def output_files(folder: Path) -> list[Path]:
@@ -262,16 +241,11 @@ def warm_up(source: Path, cell: Cell, processes: dict[str, Contender], work: Pat
 
 
 def measure(
-    source: Path,
-    cell: Cell,
-    processes: dict[str, Contender],
-    work: Path,
-    repeat: int,
-    budget: float,
+    source: Path, cell: Cell, processes: dict[str, Contender], work: Path, turns: tuple[int, float]
 ) -> None:
-    """Warm up, check and time every contender, each in its own process, on one photo and chain."""
+    """Warm up, check and time each contender on a photo and chain, for (repeat, budget) turns."""
     warm_up(source, cell, processes, work)
-    order = list(processes)
+    (repeat, budget), order = turns, list(processes)
     cell.times = {name: [] for name in order}
     stages: dict[str, list[float]] = {}
     for turn in range(repeat):
