@@ -16,7 +16,7 @@ import sys
 import time
 
 import pipeline
-from app.job_service import new_job
+from app.jobs import new_job
 from benchmarks.service_throughput import tiny_job
 from worker.memory import keep_large_allocations
 from worker.settings import Settings
