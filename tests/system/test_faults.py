@@ -103,7 +103,9 @@ def test_sigterm_lets_running_images_finish_and_loses_nothing(stack: Stack) -> N
 
 
 def test_a_job_whose_workers_are_all_gone_is_failed_by_the_reaper(stack: Stack) -> None:
-    service = stack(IMGSERVE_STALE_AFTER="3")
+    # The stale limit must be above the hard time limit (Settings refuses it otherwise).
+    limits = {"IMGSERVE_SOFT_TIME_LIMIT": "4", "IMGSERVE_HARD_TIME_LIMIT": "5"}
+    service = stack(IMGSERVE_STALE_AFTER="6", **limits)
     images = [{"input": "photos/cyclo2.jpg", "output": f"out/{n}.jpg"} for n in range(3)]
     job_id = service.submit(images, SLOW_CHAIN)["id"]
     service.wait_until(job_id, lambda j: j["state"] == "running")

@@ -113,3 +113,19 @@ def test_a_soft_time_limit_not_below_the_hard_one_is_refused() -> None:
     assert str(raised.value) == (
         "IMGSERVE_SOFT_TIME_LIMIT (60 s) must be below IMGSERVE_HARD_TIME_LIMIT (60 s)"
     )
+
+
+@pytest.mark.parametrize("stale_after", ["330", "60"])
+def test_a_stale_limit_not_above_the_hard_time_limit_is_refused(stale_after: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"IMGSERVE_STALE_AFTER": stale_after})
+    assert str(raised.value) == (
+        f"IMGSERVE_STALE_AFTER ({stale_after} s) must be above IMGSERVE_HARD_TIME_LIMIT (330 s): "
+        "an image still within its time limit would be failed as lost"
+    )
+
+
+def test_a_stale_limit_above_the_hard_time_limit_is_taken() -> None:
+    settings = Settings.from_env({"IMGSERVE_STALE_AFTER": "3", "IMGSERVE_HARD_TIME_LIMIT": "2",
+                                  "IMGSERVE_SOFT_TIME_LIMIT": "1"})  # fmt: skip
+    assert (settings.stale_after, settings.hard_time_limit) == (3, 2)
