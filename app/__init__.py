@@ -1,34 +1,53 @@
-"""The imgserve HTTP API: a thin Flask app over the job store and the queue."""
+"""The imgserve HTTP API: a thin Flask app over the job store and the job queue."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
-from app.services import Services
+from app.backends import Backends
 from worker.settings import Settings
+
+DEFAULT_THREADS = 32
+"""The request threads create_app assumes unless MAX_WAITS is given (`imgserve api`'s own)."""
+
+
+class JSONInOrder(DefaultJSONProvider):
+    """Flask's JSON with members in the order the code writes them, not sorted.
+
+    A job answers with its id and state first, a problem with its type, title, status
+    and detail, as RFC 9457 lists them.
+    """
+
+    sort_keys = False
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the API app: settings from the environment, then the test config.
 
-    A test config may hold ``SETTINGS`` (a Settings) and ``SERVICES`` (a Services
-    with a fake store or queue); other keys are Flask config.
+    A test config may hold ``SETTINGS`` (a Settings) and ``BACKENDS`` (a Backends with a
+    fake store or queue); ``MAX_WAITS`` bounds the long-polls held at once; other keys are
+    Flask config.
     """
     from app import docs, health, jobs
     from app.errors import register_error_handlers
 
     app = Flask(__name__)
+    app.json = JSONInOrder(app)
     config = dict(test_config or {})
     settings: Settings = config.pop("SETTINGS", None) or Settings.from_env()
-    services = config.pop("SERVICES", None) or Services.from_settings(settings)
+    backends = config.pop("BACKENDS", None) or Backends.from_settings(settings)
     app.config.from_mapping(
-        MAX_CONTENT_LENGTH=services.settings.max_body_bytes, JSON_SORT_KEYS=False
+        MAX_CONTENT_LENGTH=backends.settings.max_body_bytes,
+        MAX_WAITS=jobs.wait_slots(DEFAULT_THREADS),
     )
     app.config.update(config)
-    app.extensions["imgserve"] = services
+    app.extensions["imgserve"] = backends
+    app.extensions["imgserve.waits"] = threading.BoundedSemaphore(app.config["MAX_WAITS"])
     app.register_blueprint(jobs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)

@@ -71,21 +71,31 @@ def run_api(args: argparse.Namespace) -> int:
     import waitress
 
     from app import create_app
+    from app.jobs import wait_slots
     from worker.settings import Settings
 
     settings = Settings.from_env()
-    waitress.serve(
-        create_app({"SETTINGS": settings}),
-        # waitress would buffer a body of up to 1 GiB before Flask's 413; refuse far sooner.
-        # Bodies a little over the limit still reach Flask for its problem+json 413.
-        max_request_body_size=settings.max_body_bytes + 64 * 1024,
-        host=args.host,
-        port=args.port,
-        threads=args.threads,
-        ident="imgserve",
-        clear_untrusted_proxy_headers=True,
-    )
+    app = create_app({"SETTINGS": settings, "MAX_WAITS": wait_slots(args.threads)})
+    waitress.serve(app, host=args.host, port=args.port, **waitress_options(settings, args.threads))
     return 0
+
+
+BODY_READ_LIMIT = 64 * 1024 * 1024
+"""Bytes of a body waitress reads at most (at least twice IMGSERVE_MAX_BODY_BYTES)."""
+
+
+def waitress_options(settings: Settings, threads: int) -> dict[str, Any]:
+    """Return waitress's options for the API: its threads and how much of a body it reads."""
+    return {
+        # waitress reads a whole body (to a temporary file past 512 KiB) before the app sees
+        # it, and refuses one over its own limit with a text/plain 413 and a closed
+        # connection, which a client still sending sees as a reset. So it reads well past
+        # IMGSERVE_MAX_BODY_BYTES, for Flask to answer problem+json naming that setting.
+        "max_request_body_size": max(BODY_READ_LIMIT, 2 * settings.max_body_bytes),
+        "threads": threads,
+        "ident": "imgserve",
+        "clear_untrusted_proxy_headers": True,
+    }
 
 
 def worker_argv(

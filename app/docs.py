@@ -9,12 +9,18 @@ from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 
-from app.models import Health, JobList, JobRequest, JobResource, Problem
-from app.services import services
+from app.backends import backends
+from app.models import Health, JobList, JobRequest, JobResource, ProblemDocument
 
 bp = Blueprint("docs", __name__)
 
-_MODELS: tuple[type[BaseModel], ...] = (JobRequest, JobResource, JobList, Health, Problem)
+_MODELS: tuple[type[BaseModel], ...] = (
+    JobRequest,
+    JobResource,
+    JobList,
+    Health,
+    ProblemDocument,
+)
 _REF = "#/components/schemas/{model}"
 
 _DOCS_PAGE = """<!doctype html>
@@ -36,7 +42,7 @@ _DOCS_PAGE = """<!doctype html>
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
     """Answer the OpenAPI 3.1 document, with this deployment's limits."""
-    settings = services().settings
+    settings = backends().settings
     return openapi_document(max_images=settings.max_images, max_operations=settings.max_operations)
 
 
@@ -58,7 +64,7 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
 
 def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return a problem+json response."""
-    schema = {"schema": _ref(Problem)}
+    schema = {"schema": _ref(ProblemDocument)}
     response = {"description": description, "content": {"application/problem+json": schema}}
     return {**response, "headers": headers} if headers else response
 
@@ -96,6 +102,10 @@ def openapi_document(*, max_images: int, max_operations: int) -> dict[str, Any]:
     unavailable = _problem(
         "The job store or the broker does not answer.", headers={"Retry-After": retry}
     )
+    busy = _problem(
+        "Every long-poll slot is taken: ask again later, or without wait.",
+        headers={"Retry-After": retry},
+    )
     location = _header({"type": "string"}, "The job's resource, /jobs/{job_id}.")
     return {
         "openapi": "3.1.0",
@@ -128,9 +138,10 @@ def openapi_document(*, max_images: int, max_operations: int) -> dict[str, Any]:
                             "headers": {"Location": location},
                         },
                         "400": _problem("The body is not JSON."),
-                        "413": _problem("The body is too large."),
+                        "413": _problem("The body is over IMGSERVE_MAX_BODY_BYTES."),
                         "415": _problem("The body is not application/json."),
                         "422": _problem("The job is not valid; errors names every problem."),
+                        "429": busy,
                         "503": unavailable,
                     },
                 },
@@ -176,6 +187,7 @@ def openapi_document(*, max_images: int, max_operations: int) -> dict[str, Any]:
                         "200": _json(JobResource, "The job."),
                         "404": gone,
                         "422": _problem("A query parameter is out of range."),
+                        "429": busy,
                         "503": unavailable,
                     },
                 },
@@ -196,7 +208,10 @@ def openapi_document(*, max_images: int, max_operations: int) -> dict[str, Any]:
                     "summary": "Check the job store and the broker.",
                     "responses": {
                         "200": _json(Health, "Both answer."),
-                        "503": unavailable,
+                        "503": _problem(
+                            "A part does not answer; checks says which.",
+                            headers={"Retry-After": retry},
+                        ),
                     },
                 }
             },
@@ -208,7 +223,8 @@ def openapi_document(*, max_images: int, max_operations: int) -> dict[str, Any]:
                         "200": {
                             "description": "Prometheus text format.",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        "503": unavailable,
                     },
                 }
             },

@@ -8,25 +8,33 @@ Errors::
      ├── UnsupportedMediaType   415  the body is not application/json
      ├── InvalidJob             422  the job is well-formed JSON but wrong; lists every problem
      ├── InvalidQuery           422  a query parameter is out of range
-     └── ServiceUnavailable     503  the job store or the broker does not answer
+     ├── TooManyWaits           429  every long-poll slot is taken (Retry-After)
+     └── ServiceUnavailable     503  the job store or the broker does not answer (Retry-After)
 
 Werkzeug's own HTTP errors (404 for an unknown route, 405 with ``Allow``, 413 for a
-body over the limit) are answered in the same shape.
+body over IMGSERVE_MAX_BODY_BYTES) are answered in the same shape. No answer shows an
+address of the service's own servers: a 503 says which part does not answer, not where it is.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, ClassVar
 
-from flask import Flask, Response, json, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from flask import Flask, Response, current_app, json, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from pipeline import Problem as PipelineProblem
+from pipeline import Problem
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+ADDRESS = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://\S+"  # a URL, with whatever credentials it holds
+    r"|(?:\[[0-9A-Fa-f:.]+\]|(?:[0-9A-Fa-f]{0,4}:){2,}[0-9A-Fa-f.]*|[\w.-]+):\d{1,5}\b"
+)
+"""A URL, or a host (or [IPv6]) with a port, as redis-py and kombu put them in their errors."""
 
 
 class ApiProblem(Exception):
@@ -35,19 +43,19 @@ class ApiProblem(Exception):
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal Server Error"
     type: ClassVar[str] = "about:blank"
+    retry_after: ClassVar[int | None] = None
+    """Seconds a client should wait before asking again, sent as Retry-After."""
 
     def __init__(
         self,
         detail: str,
         errors: list[dict[str, str]] | None = None,
-        *,
         extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
         self.extensions = extensions or {}
-        """Extension members of the problem document (RFC 9457), e.g. /healthz's checks."""
 
 
 class MalformedRequest(ApiProblem):
@@ -82,7 +90,7 @@ class InvalidJob(ApiProblem):
     type = "urn:imgserve:problem:invalid-job"
 
     @classmethod
-    def of(cls, problems: list[PipelineProblem]) -> InvalidJob:
+    def of(cls, problems: list[Problem]) -> InvalidJob:
         """Make the error from problems, each with a JSON Pointer."""
         count = len(problems)
         noun = "problem" if count == 1 else "problems"
@@ -106,12 +114,31 @@ class InvalidQuery(ApiProblem):
         return cls(detail, [{"parameter": parameter, "detail": detail}])
 
 
+class TooManyWaits(ApiProblem):
+    """Raised when a long-poll is asked for while every slot for one is taken."""
+
+    status = 429
+    title = "Too many waits"
+    type = "urn:imgserve:problem:too-many-waits"
+    retry_after = 1
+
+
 class ServiceUnavailable(ApiProblem):
-    """Raised when the job store or the broker does not answer."""
+    """Raised when the job store or the broker does not answer; addresses are left out."""
 
     status = 503
     title = "Service unavailable"
     type = "urn:imgserve:problem:service-unavailable"
+    retry_after = 5
+
+    def __init__(self, detail: str, checks: dict[str, str] | None = None) -> None:
+        shown = {part: without_addresses(check) for part, check in (checks or {}).items()}
+        super().__init__(without_addresses(detail), extensions={"checks": shown} if shown else {})
+
+
+def without_addresses(text: str) -> str:
+    """Return text with every URL and host:port replaced by "the server"."""
+    return ADDRESS.sub("the server", text)
 
 
 def problem_response(
@@ -121,20 +148,20 @@ def problem_response(
     *,
     type_: str = "about:blank",
     errors: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
     extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """Return a problem+json response."""
+    """Return a problem+json response; extensions are members beside RFC 9457's own."""
     body: dict[str, Any] = {
         "type": type_,
         "title": title,
         "status": status,
         "detail": detail,
         "instance": request.path,
-        **(extensions or {}),
     }
     if errors is not None:
         body["errors"] = errors
+    body.update(extensions or {})
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     response.headers.update(headers or {})
     return response
@@ -145,25 +172,29 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiProblem)
     def api_problem(exc: ApiProblem) -> Response:
-        headers = {"Retry-After": "5"} if exc.status == 503 else None
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         return problem_response(
             exc.status,
             exc.title,
             exc.detail,
             type_=exc.type,
             errors=exc.errors,
-            headers=headers,
             extensions=exc.extensions,
+            headers=headers,
         )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
+        detail = exc.description or exc.name
         headers = None
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             # Werkzeug collects the methods in a set: sorted, Allow reads the same every time.
             headers = {"Allow": ", ".join(sorted(exc.valid_methods))}
-        return problem_response(status, exc.name, exc.description or exc.name, headers=headers)
+        if isinstance(exc, RequestEntityTooLarge):
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            detail = f"the body is larger than IMGSERVE_MAX_BODY_BYTES ({limit} bytes)"
+        return problem_response(status, exc.name, detail, headers=headers)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -128,8 +128,8 @@ class ProblemDetail(BaseModel):
     detail: str
 
 
-class Problem(BaseModel):
-    """An RFC 9457 problem document."""
+class ProblemDocument(BaseModel):
+    """An RFC 9457 problem document, as every error is answered."""
 
     type: str
     title: str
@@ -137,3 +137,5 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[ProblemDetail] | None = None
+    checks: dict[str, str] | None = None
+    """/healthz's 503: each part ("store", "broker") and "ok" or what is wrong with it."""

@@ -17,8 +17,6 @@ from worker.settings import Settings
 
 QUEUE = "imgserve"
 TASK_NAME = "imgserve.process_image"
-OWN_TRANSPORT = "worker.broker:Transport"
-"""kombu's Redis transport with imgserve's channel (worker/broker.py)."""
 FILE_TRANSPORT = "worker.file_queue:Transport"
 """kombu's filesystem transport with imgserve's channel (worker/file_queue.py)."""
 WORKER_FULL_DISK_WAIT = 60.0
@@ -28,18 +26,15 @@ WORKER_FULL_DISK_WAIT = 60.0
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Return the Celery configuration for these settings."""
     if settings.redis_url:
-        broker = settings.redis_url
-        # kombu's Redis transport with one client a channel, for plain redis:// only: a
-        # transport given by name overrides the URL's scheme (rediss:// would lose its TLS,
-        # sentinel:// its failover), so those keep kombu's own.
-        plain = broker.partition("://")[0] == "redis"
-        transport: str | None = OWN_TRANSPORT if plain else None
+        broker, transport = settings.redis_url, None
         transport_options: dict[str, Any] = {
             # A message not acked this long after delivery is handed out again; keep it
             # well above the hard time limit so a slow image is never run twice at once.
             "visibility_timeout": max(3600, 2 * settings.hard_time_limit),
-            # As the job store's: a Redis that does not answer is a quick 503, not a hang.
+            # As the job store's: a Redis that does not answer, or answers no more (frozen,
+            # partitioned), is a quick error (the API's 503), not a hang.
             "socket_connect_timeout": 2,
+            "socket_timeout": 2,
         }
     else:
         broker, transport = "filesystem://", FILE_TRANSPORT
@@ -55,7 +50,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
     return {
         "broker_url": broker,
-        "broker_transport": transport,
+        **({"broker_transport": transport} if transport else {}),
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": QUEUE,

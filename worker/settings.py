@@ -54,6 +54,14 @@ class Settings:
                 f"IMGSERVE_SOFT_TIME_LIMIT ({self.soft_time_limit} s) must be below "
                 f"IMGSERVE_HARD_TIME_LIMIT ({self.hard_time_limit} s)"
             )
+        # An image runs for up to the hard limit without a word to the store: a stale limit
+        # within it would fail images that are still being worked on.
+        if self.stale_after <= self.hard_time_limit:
+            raise SettingsError(
+                f"IMGSERVE_STALE_AFTER ({self.stale_after} s) must be above "
+                f"IMGSERVE_HARD_TIME_LIMIT ({self.hard_time_limit} s): an image still within "
+                "its time limit would be failed as lost"
+            )
 
     @property
     def limits(self) -> Limits:

@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.services import Services
+from app.backends import Backends
 from tests.support import RecordingQueue
+from worker.job_queue import JobQueue
 from worker.settings import Settings
+from worker.store import JobStore
 from worker.store.sqlite_store import SqliteJobStore
+
+
+class RecordedJobQueue(JobQueue):
+    """A JobQueue whose broker is a RecordingQueue: submit runs as it does on a real one."""
+
+    def __init__(self, store: JobStore, recording: RecordingQueue, *, window: int) -> None:
+        super().__init__(Celery("imgserve-tests"), store, window=window, retry=False)
+        self.recording = recording
+
+    def enqueue(self, job_id: str, batches: Iterable[range]) -> None:
+        """Record the tasks, or fail as the recording queue is told to."""
+        self.recording.enqueue(job_id, list(batches))
+
+    def depth(self) -> int:
+        """Return how many enqueues were recorded."""
+        return len(self.recording.sent)
+
+    def ping(self) -> None:
+        """Answer, as a broker that is up."""
 
 
 @pytest.fixture
@@ -43,21 +66,16 @@ def queue() -> RecordingQueue:
 
 
 @pytest.fixture
-def services(settings: Settings, queue: RecordingQueue) -> Services:
-    """Return the app's services: a real SQLite store, a recording queue."""
-    return Services(
-        settings=settings,
-        store=SqliteJobStore(settings.state_dir / "jobs.sqlite3", ttl=settings.job_ttl),
-        enqueue=queue.enqueue,
-        queue_depth=lambda: len(queue.sent),
-        broker_ping=lambda: None,
-    )
+def backends(settings: Settings, queue: RecordingQueue) -> Backends:
+    """Return the app's backends: a real SQLite store, a recording queue."""
+    store = SqliteJobStore(settings.state_dir / "jobs.sqlite3", ttl=settings.job_ttl)
+    return Backends(settings, RecordedJobQueue(store, queue, window=settings.job_window))
 
 
 @pytest.fixture
-def app(settings: Settings, services: Services) -> Flask:
+def app(settings: Settings, backends: Backends) -> Flask:
     """Return the API app under test."""
-    return create_app({"TESTING": True, "SETTINGS": settings, "SERVICES": services})
+    return create_app({"TESTING": True, "SETTINGS": settings, "BACKENDS": backends})
 
 
 @pytest.fixture

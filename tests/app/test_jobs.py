@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from app import job_service
-from app.services import Services
+from app import create_app, jobs
+from app.backends import Backends
 from tests.support import RecordingQueue
+from worker.settings import Settings
 
 PHOTO = "photos/cyclo1.jpg"
 
@@ -75,10 +76,10 @@ def test_an_unknown_job_is_a_404_problem(client: FlaskClient) -> None:
 
 
 def test_long_poll_answers_as_soon_as_the_job_changes(
-    client: FlaskClient, services: Services
+    client: FlaskClient, backends: Backends
 ) -> None:
     job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
-    threading.Timer(0.3, lambda: services.store.start_image(job["id"], 0, max_attempts=3)).start()
+    threading.Timer(0.3, lambda: backends.store.start_image(job["id"], 0, max_attempts=3)).start()
     started = time.monotonic()
     response = client.get(f"/jobs/{job['id']}?wait=10")
     waited = time.monotonic() - started
@@ -87,15 +88,15 @@ def test_long_poll_answers_as_soon_as_the_job_changes(
 
 
 def test_long_poll_gathers_progress_for_a_quarter_second_but_answers_a_finish_at_once(
-    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, backends: Backends, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     images = [{"input": PHOTO, "output": f"o{n}.jpg"} for n in range(2)]
     job = submit(client, images=images, operations=["blur=3"])
-    store = services.store
+    store = backends.store
     threading.Timer(0.02, lambda: store.start_image(job["id"], 0, max_attempts=3)).start()
     started = time.monotonic()
     body = client.get(f"/jobs/{job['id']}?wait=10").get_json()
-    assert time.monotonic() - started >= job_service.PROGRESS_INTERVAL == 0.25
+    assert time.monotonic() - started >= jobs.PROGRESS_INTERVAL == 0.25
     assert (body["state"], body["images"][0]["state"]) == ("running", "running")
 
     def finish() -> None:
@@ -103,7 +104,7 @@ def test_long_poll_gathers_progress_for_a_quarter_second_but_answers_a_finish_at
         store.start_image(job["id"], 1, max_attempts=3)
         store.finish_image(job["id"], 1, error=None, timings=[])
 
-    monkeypatch.setattr(job_service, "PROGRESS_INTERVAL", 5.0)  # a finish does not wait for it
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 5.0)  # a finish does not wait for it
     threading.Timer(0.02, finish).start()
     started = time.monotonic()
     body = client.get(f"/jobs/{job['id']}?wait=10").get_json()
@@ -113,11 +114,11 @@ def test_long_poll_gathers_progress_for_a_quarter_second_but_answers_a_finish_at
 
 
 def test_long_poll_of_a_finished_job_answers_at_once(
-    client: FlaskClient, services: Services
+    client: FlaskClient, backends: Backends
 ) -> None:
     job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
-    services.store.start_image(job["id"], 0, max_attempts=3)
-    services.store.finish_image(job["id"], 0, error=None, timings=[])
+    backends.store.start_image(job["id"], 0, max_attempts=3)
+    backends.store.finish_image(job["id"], 0, error=None, timings=[])
     started = time.monotonic()
     response = client.get(f"/jobs/{job['id']}?wait=30")
     assert time.monotonic() - started < 1
@@ -128,12 +129,12 @@ def test_long_poll_of_a_finished_job_answers_at_once(
 
 
 def test_a_post_with_wait_answers_once_the_job_finished(
-    client: FlaskClient, services: Services
+    client: FlaskClient, backends: Backends
 ) -> None:
     def run_it() -> None:
-        job_id = services.store.list_jobs(limit=1, offset=0)[0].id
-        services.store.start_image(job_id, 0, max_attempts=3)
-        services.store.finish_image(job_id, 0, error=None, timings=[])
+        job_id = backends.store.list_jobs(limit=1, offset=0)[0].id
+        backends.store.start_image(job_id, 0, max_attempts=3)
+        backends.store.finish_image(job_id, 0, error=None, timings=[])
 
     timer = threading.Timer(0.4, run_it)
     timer.start()
@@ -220,22 +221,46 @@ def test_list_limits_are_checked(client: FlaskClient) -> None:
     ]
 
 
-def test_an_image_running_past_the_stale_limit_is_failed_on_read(
-    client: FlaskClient, services: Services
-) -> None:
-    job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
-    services.store.start_image(job["id"], 0, max_attempts=3)
-    services.settings = type(services.settings)(**{**services.settings.__dict__, "stale_after": 1})
-    time.sleep(1.1)
-    body = client.get(f"/jobs/{job['id']}").get_json()
-    assert body["state"] == "failed"
-    assert body["images"][0]["error"] == (
-        "no worker finished this image within 1 s of starting it "
-        "(the worker was lost, or the hard time limit killed it)"
-    )
-
-
 def test_nothing_is_written_for_a_submitted_job(client: FlaskClient, root: Path) -> None:
     before = sorted(root.rglob("*"))
     submit(client, images=[{"input": PHOTO, "output": "new/dir/o.jpg"}], operations=["blur=3"])
     assert sorted(root.rglob("*")) == before
+
+
+def test_a_long_poll_beyond_the_servers_slots_is_a_429_and_nothing_is_submitted(
+    settings: Settings, backends: Backends, queue: RecordingQueue
+) -> None:
+    app = create_app({"TESTING": True, "SETTINGS": settings, "BACKENDS": backends, "MAX_WAITS": 1})
+    client = app.test_client()
+    job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
+
+    def hold() -> None:  # until it has the slot (a probe below may hold it for a moment)
+        while client.get(f"/jobs/{job['id']}?wait=20").status_code == 429:
+            time.sleep(0.01)
+
+    held = threading.Thread(target=hold)
+    held.start()
+    deadline = time.monotonic() + 10
+    while (refused := client.get(f"/jobs/{job['id']}?wait=0.01")).status_code != 429:
+        assert time.monotonic() < deadline, "the first long-poll never took its slot"
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.get_json() == {
+        "type": "urn:imgserve:problem:too-many-waits",
+        "title": "Too many waits",
+        "status": 429,
+        "detail": "this server already holds 1 long-polls, as many as it may; "
+        "ask again in a second, or without wait",
+        "instance": f"/jobs/{job['id']}",
+    }
+    body = {"images": [{"input": PHOTO, "output": "p.jpg"}], "operations": ["blur=3"]}
+    assert client.post("/jobs?wait=5", json=body).status_code == 429
+    assert [j.id for j in backends.store.list_jobs(limit=10, offset=0)] == [job["id"]]
+    assert client.get(f"/jobs/{job['id']}").status_code == 200  # no wait: no slot needed
+    client.delete(f"/jobs/{job['id']}")  # the held long-poll answers the change
+    held.join(timeout=10)
+    assert client.get(f"/jobs/{job['id']}?wait=1").get_json()["state"] == "cancelled"
+    assert queue.sent == [(job["id"], [0])]
+
+
+def test_a_server_keeps_a_quarter_of_its_threads_free_of_long_polls() -> None:
+    assert [jobs.wait_slots(n) for n in (1, 4, 8, 32, 64)] == [1, 2, 6, 24, 48]

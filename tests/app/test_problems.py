@@ -10,7 +10,8 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app.services import Services
+from app.backends import Backends
+from app.errors import without_addresses
 from tests.support import RecordingQueue
 from worker.jobs import Job
 from worker.store import StoreTimedOut
@@ -253,6 +254,7 @@ def test_a_body_over_the_limit_is_a_413(client: FlaskClient) -> None:
     response = client.post("/jobs", data=b" " * (1024 * 1024 + 1), content_type="application/json")
     assert response.status_code == 413
     assert problem(response)["title"] == "Request Entity Too Large"
+    assert problem(response)["detail"] == BODY_TOO_LARGE
 
 
 def test_an_unknown_method_is_a_405_with_allow(client: FlaskClient) -> None:
@@ -267,11 +269,11 @@ def test_an_unknown_route_is_a_404_problem(client: FlaskClient) -> None:
 
 
 def test_a_store_that_does_not_answer_is_a_503_not_a_500(
-    client: FlaskClient, services: Services
+    client: FlaskClient, backends: Backends
 ) -> None:
     from worker.store.redis_store import RedisJobStore
 
-    services.store = RedisJobStore.from_url("redis://127.0.0.1:1/0", ttl=60)
+    backends.queue.store = RedisJobStore.from_url("redis://127.0.0.1:1/0", ttl=60)
     response = client.post(
         "/jobs", json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": []}
     )
@@ -282,21 +284,56 @@ def test_a_store_that_does_not_answer_is_a_503_not_a_500(
     )
 
 
+def test_a_503_does_not_show_where_the_store_is(client: FlaskClient, backends: Backends) -> None:
+    from worker.store.redis_store import RedisJobStore
+
+    backends.queue.store = RedisJobStore.from_url("redis://127.0.0.1:1/0", ttl=60)
+    response = client.post(
+        "/jobs", json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": []}
+    )
+    assert problem(response)["detail"] == (
+        "the job store does not answer, nothing was stored or enqueued: "
+        "Redis does not answer: Error 111 connecting to the server. Connection refused."
+    )
+    assert client.get("/jobs/abc").get_json()["detail"] == (
+        "the job store does not answer: "
+        "Redis does not answer: Error 111 connecting to the server. Connection refused."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Error 111 connecting to 127.0.0.1:6380. Connection refused.",
+         "Error 111 connecting to the server. Connection refused."),
+        ("Error 111 connecting to ::1:6379.", "Error 111 connecting to the server."),
+        ("Error 111 connecting to [::1]:6379.", "Error 111 connecting to the server."),
+        ("Error -2 connecting to redis.internal:6379.", "Error -2 connecting to the server."),
+        ("cannot reach redis://:secret@db:6379/0 now", "cannot reach the server now"),
+        ("Redis did not answer in time: Timeout reading from socket",
+         "Redis did not answer in time: Timeout reading from socket"),
+        ("job 0a1b may exist (GET /jobs/0a1b tells)", "job 0a1b may exist (GET /jobs/0a1b tells)"),
+    ],
+)  # fmt: skip
+def test_addresses_are_left_out_of_503s(text: str, shown: str) -> None:
+    assert without_addresses(text) == shown
+
+
 def test_a_store_that_times_out_withdraws_the_job_it_may_have_stored(
-    client: FlaskClient, queue: RecordingQueue, services: Services, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, queue: RecordingQueue, backends: Backends, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create = services.store.create
+    create = backends.store.create
 
     def slow(job: Job, *, window: int) -> list[int]:
         create(job, window=window)  # stored; the answer came too late
         raise StoreTimedOut("Redis did not answer in time: Timeout reading from socket")
 
-    monkeypatch.setattr(services.store, "create", slow)
+    monkeypatch.setattr(backends.store, "create", slow)
     response = client.post(
         "/jobs", json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": []}
     )
     assert response.status_code == 503
-    [job] = services.store.list_jobs(limit=10, offset=0)
+    [job] = backends.store.list_jobs(limit=10, offset=0)
     assert problem(response)["detail"] == (
         f"the job store did not answer in time; job {job.id} was withdrawn if it was stored, "
         "and none of it runs: Redis did not answer in time: Timeout reading from socket"
@@ -305,7 +342,7 @@ def test_a_store_that_times_out_withdraws_the_job_it_may_have_stored(
 
 
 def test_a_queue_that_does_not_answer_withdraws_the_job(
-    client: FlaskClient, queue: RecordingQueue, services: Services
+    client: FlaskClient, queue: RecordingQueue, backends: Backends
 ) -> None:
     queue.fail = True
     response = client.post(
@@ -316,7 +353,7 @@ def test_a_queue_that_does_not_answer_withdraws_the_job(
         problem(response)["detail"]
         == "the queue does not answer, the job was withdrawn: broker down"
     )
-    [job] = services.store.list_jobs(limit=10, offset=0)
+    [job] = backends.store.list_jobs(limit=10, offset=0)
     assert job.state == "cancelled"
 
 
@@ -557,6 +594,7 @@ class CountingBody(io.RawIOBase):
 
 TEN_MB = 10 * 1024 * 1024
 LIMIT = 1024 * 1024  # IMGSERVE_MAX_BODY_BYTES's default, the fixture's too
+BODY_TOO_LARGE = "the body is larger than IMGSERVE_MAX_BODY_BYTES (1048576 bytes)"
 A_JOB = b'{"images": [{"input": "photos/cyclo1.jpg", "output": "o.jpg"}], "operations": []}'
 
 
@@ -579,7 +617,7 @@ def test_a_10_mb_body_is_a_413_read_not_at_all(client: FlaskClient) -> None:
         environ_overrides={"wsgi.input": body},
     )
     assert response.status_code == 413
-    assert problem(response)["detail"] == "The data value transmitted exceeds the capacity limit."
+    assert problem(response)["detail"] == BODY_TOO_LARGE
     assert body.read_bytes == 0
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.services import Services
+from app.backends import Backends
 from worker.settings import Settings
 
 
@@ -33,12 +33,12 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 @pytest.fixture
-def split_roots(tmp_path: Path, root: Path, services: Services) -> FlaskClient:
+def split_roots(tmp_path: Path, root: Path, backends: Backends) -> FlaskClient:
     """Return a client of an app whose inputs and outputs live in separate roots."""
     outputs = tmp_path / "results"
     outputs.mkdir()
-    services.settings = replace(services.settings, input_root=root, output_root=outputs)
-    app: Flask = create_app({"TESTING": True, "SETTINGS": services.settings, "SERVICES": services})
+    backends.settings = replace(backends.settings, input_root=root, output_root=outputs)
+    app: Flask = create_app({"TESTING": True, "SETTINGS": backends.settings, "BACKENDS": backends})
     return app.test_client()
 
 
@@ -118,8 +118,8 @@ def test_an_output_too_large_for_the_limit_is_refused_when_its_size_is_known(
     ]
 
 
-def test_an_input_over_the_byte_limit_is_refused(client: FlaskClient, services: Services) -> None:
-    services.settings = replace(services.settings, max_input_bytes=10_000)
+def test_an_input_over_the_byte_limit_is_refused(client: FlaskClient, backends: Backends) -> None:
+    backends.settings = replace(backends.settings, max_input_bytes=10_000)
     response = client.post(
         "/jobs",
         json={"images": [{"input": "photos/cyclo1.jpg", "output": "o.jpg"}], "operations": []},

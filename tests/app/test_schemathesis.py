@@ -46,7 +46,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from app.services import Services
+from app.backends import Backends
 
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 
@@ -81,7 +81,7 @@ FORMATS = (".jpg", ".png", ".webp", ".tif", ".bmp")
 
 
 @pytest.fixture
-def job_ids(client: FlaskClient, services: Services) -> list[str]:
+def job_ids(client: FlaskClient, backends: Backends) -> list[str]:
     """Return the ids of four stored jobs: queued, running, succeeded and cancelled."""
     ids = []
     for _ in range(4):
@@ -93,7 +93,7 @@ def job_ids(client: FlaskClient, services: Services) -> list[str]:
         assert response.status_code == 202, response.get_json()
         ids.append(response.get_json()["id"])
     _, running, succeeded, cancelled = ids
-    store = services.store
+    store = backends.store
     assert store.start_image(running, 0, max_attempts=3) == "run"
     for index in (0, 1):
         assert store.start_image(succeeded, index, max_attempts=3) == "run"

@@ -1,4 +1,4 @@
-"""Submitting on Redis: the job and its first tasks are stored together, or neither is."""
+"""Submitting on Redis: the job is stored, then its first tasks are sent, or it is withdrawn."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import redis
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.services import Services
+from app.backends import Backends
 from worker.celery_app import QUEUE
 from worker.settings import Settings
+from worker.store import StoreUnavailable
 from worker.store.redis_store import RedisJobStore
 
 
@@ -32,15 +33,15 @@ def settings(root: Path, tmp_path: Path, redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def services(settings: Settings) -> Services:
-    """Return the services a real API builds from these settings."""
-    return Services.from_settings(settings)
+def backends(settings: Settings) -> Backends:
+    """Return the backends a real API builds from these settings."""
+    return Backends.from_settings(settings)
 
 
 @pytest.fixture
-def on_redis(settings: Settings, services: Services) -> FlaskClient:
+def on_redis(settings: Settings, backends: Backends) -> FlaskClient:
     """Return a test client of an API on the test Redis."""
-    return create_app({"TESTING": True, "SETTINGS": settings, "SERVICES": services}).test_client()
+    return create_app({"TESTING": True, "SETTINGS": settings, "BACKENDS": backends}).test_client()
 
 
 BODY = {
@@ -49,22 +50,21 @@ BODY = {
 }
 
 
-def test_a_job_and_its_first_window_of_tasks_arrive_together(
-    on_redis: FlaskClient, services: Services, redis_url: str
+def test_a_job_is_stored_and_its_first_window_of_tasks_enqueued(
+    on_redis: FlaskClient, backends: Backends, redis_url: str
 ) -> None:
-    assert services.task_messages is not None  # the one-script path
     response = on_redis.post("/jobs", json=BODY)
     assert response.status_code == 202
     job_id = response.get_json()["id"]
     assert queued(redis_url) == [[job_id, 0, 1], [job_id, 1, 1]]
-    job = services.store.get(job_id)
+    job = backends.store.get(job_id)
     assert job is not None and job.next_index == 2 and job.state == "queued"
 
 
 def test_a_store_that_fails_leaves_neither_job_nor_task(
-    on_redis: FlaskClient, services: Services, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    on_redis: FlaskClient, backends: Backends, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = services.store
+    store = backends.store
     assert isinstance(store, RedisJobStore)
 
     def down(*_: object, **__: object) -> None:
@@ -81,26 +81,10 @@ def test_a_store_that_fails_leaves_neither_job_nor_task(
     assert store.list_jobs(limit=10, offset=0) == []
 
 
-@pytest.mark.parametrize(
-    ("url", "events", "held"),
-    [
-        ("redis://h:1/0", False, True),
-        ("redis://h:1/0", True, False),  # a task-sent event would precede the job
-        ("rediss://h:1/0", False, False),  # kombu's own transport: it cannot hold
-        (None, False, False),  # embedded: SQLite and the filesystem transport
-    ],
-)
-def test_only_imgserve_s_redis_transport_without_task_events_holds_tasks_back(
-    tmp_path: Path, url: str | None, events: bool, held: bool
+def test_a_store_that_times_out_withdraws_the_job_it_may_have_stored(
+    on_redis: FlaskClient, backends: Backends, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(redis_url=url, task_events=events, root=tmp_path, state_dir=tmp_path)
-    assert (Services.from_settings(settings).task_messages is not None) is held
-
-
-def test_a_store_that_times_out_says_the_job_may_exist_and_where_to_look(
-    on_redis: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = services.store
+    store = backends.store
     assert isinstance(store, RedisJobStore)
     create = store._create
 
@@ -111,11 +95,39 @@ def test_a_store_that_times_out_says_the_job_may_exist_and_where_to_look(
     monkeypatch.setattr(store, "_create", slow)
     response = on_redis.post("/jobs", json=BODY)
     assert response.status_code == 503
-    detail = response.get_json()["detail"]
-    job_id = detail.split("so job ")[1].split(" ")[0]
-    assert detail == (
-        f"the job store did not answer in time, so job {job_id} may have been stored "
-        f"(and then runs): GET /jobs/{job_id} tells (Redis did not answer in time: "
-        "Timeout reading from socket)"
+    [job] = store.list_jobs(limit=10, offset=0)
+    assert response.get_json()["detail"] == (
+        f"the job store did not answer in time; job {job.id} was withdrawn if it was stored, "
+        "and none of it runs: Redis did not answer in time: Timeout reading from socket"
     )
-    assert on_redis.get(f"/jobs/{job_id}").get_json()["state"] == "queued"  # it was
+    assert on_redis.get(f"/jobs/{job.id}").get_json()["state"] == "cancelled"
+    assert queued(redis_url) == []
+
+
+def test_a_withdrawal_the_store_does_not_confirm_says_the_job_may_exist_and_where_to_look(
+    on_redis: FlaskClient, backends: Backends, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = backends.store
+    assert isinstance(store, RedisJobStore)
+    create = store._create
+
+    def slow(*args: object, **kwargs: object) -> None:
+        create(*args, **kwargs)
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    def down(job_id: str) -> None:
+        raise StoreUnavailable("Redis does not answer: Connection refused.")
+
+    monkeypatch.setattr(store, "_create", slow)
+    monkeypatch.setattr(store, "cancel", down)
+    response = on_redis.post("/jobs", json=BODY)
+    assert response.status_code == 503
+    detail = response.get_json()["detail"]
+    job_id = detail.split(" ")[1]
+    assert detail == (
+        f"job {job_id} may exist (GET /jobs/{job_id} tells): the job store did not answer in "
+        "time, and withdrawing the job was not confirmed: Redis did not answer in time: "
+        "Timeout reading from socket"
+    )
+    assert on_redis.get(f"/jobs/{job_id}").get_json()["state"] == "queued"  # it was stored
+    assert queued(redis_url) == []

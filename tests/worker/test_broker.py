@@ -1,5 +1,4 @@
-"""The Redis broker transport: kombu's, with one client a channel instead of one a command,
-and messages held back for the job store to push with their job."""
+"""The job queue on a real broker: Redis and the embedded filesystem transport take one path."""
 
 from __future__ import annotations
 
@@ -9,22 +8,23 @@ from pathlib import Path
 
 import pytest
 import redis
-from celery import Celery
 from kombu.messaging import Producer
 from redis.connection import AbstractConnection
 
 from tests.worker.test_store import make_job
-from worker.broker import Channel
+from worker.broker import Held
 from worker.celery_app import QUEUE, make_celery
-from worker.dispatch import enqueue_images, task_messages
+from worker.job_queue import JobQueue
 from worker.settings import Settings
 from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
 
 
-def broker(redis_url: str, tmp_path: Path) -> Celery:
-    """Return imgserve's Celery app on the test Redis."""
-    return make_celery(Settings(redis_url=redis_url, root=tmp_path, state_dir=tmp_path))
+def on_redis(redis_url: str, tmp_path: Path, *, window: int = 3) -> JobQueue:
+    """Return imgserve's job queue on the test Redis, over a Redis store."""
+    settings = Settings(redis_url=redis_url, root=tmp_path, state_dir=tmp_path, job_window=window)
+    store = RedisJobStore.from_url(redis_url, ttl=3600)
+    return JobQueue.from_settings(settings, store, retry=False)
 
 
 def queued(redis_url: str) -> list[tuple[str, int, int]]:
@@ -40,99 +40,65 @@ def _body(message: dict[str, object]) -> bytes:
     return base64.b64decode(str(message["body"]))
 
 
-def test_publishes_share_one_client_and_every_message_arrives(
-    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = broker(redis_url, tmp_path)
-    made: list[object] = []
-    original = Channel._create_client
-
-    def counting(self: Channel, asynchronous: bool = False) -> object:
-        client = original(self, asynchronous)
-        if not asynchronous:  # the event loop's own client is made once anyway
-            made.append(client)
-        return client
-
-    monkeypatch.setattr(Channel, "_create_client", counting)
-    for n in range(20):
-        enqueue_images(app, f"job{n}", [range(n, n + 2)])
-    assert queued(redis_url) == [("imgserve.process_image", f"job{n}", n, 2) for n in range(20)]
-    # kombu's own channel makes a client for each of the 20; this one at most one (none if
-    # an earlier test's app on the same Redis left a channel in kombu's shared pools).
-    assert len(made) <= 1
-
-
-def test_a_channel_whose_pool_was_replaced_publishes_on_the_new_one(
+def test_a_submitted_job_is_stored_and_its_first_window_enqueued(
     redis_url: str, tmp_path: Path
 ) -> None:
-    app = broker(redis_url, tmp_path)
-    with app.producer_or_acquire() as producer:
-        channel = producer.channel
-        assert isinstance(channel, Channel)
-        app.send_task("imgserve.process_image", args=("a", 0, 1), producer=producer)
-        first = channel._own_client
-        channel._disconnect_pools()  # what kombu does after a fork or a lost connection
-        app.send_task("imgserve.process_image", args=("b", 0, 1), producer=producer)
-        assert first is not None and channel._own_client is not first
-        assert channel._own_client.connection_pool is channel.pool
-    assert [job for _, job, _, _ in queued(redis_url)] == ["a", "b"]
-
-
-def test_held_tasks_reach_the_queue_only_with_their_job_in_one_round_trip(
-    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = broker(redis_url, tmp_path)
-    store = RedisJobStore.from_url(redis_url, ttl=3600)
-    enqueue_images(app, "warm-up", [range(0, 1)])  # declares the queue, once a connection
-    store.create(make_job(), window=1)  # connects, loads the script
-    redis.Redis.from_url(redis_url).delete(QUEUE)
+    queue = on_redis(redis_url, tmp_path, window=3)
     job = make_job(images=5)
-    sends = count_sends(monkeypatch)
-    held = task_messages(app, job.id, [range(n, n + 1) for n in range(3)])
-    assert sends == []  # built, not sent
-    assert queued(redis_url) == []
-    before = len(sends)
-    assert store.create(job, window=3, messages=held) == [0, 1, 2]
-    assert len(sends) == before + 1
+    queue.submit(job)
     assert queued(redis_url) == [("imgserve.process_image", job.id, n, 1) for n in range(3)]
-    stored = store.get(job.id)
+    stored = queue.store.get(job.id)
     assert stored is not None and stored.next_index == 3 and stored.state == "queued"
+    assert queue.depth() == 3
+
+
+def test_the_embedded_broker_takes_the_same_path(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path, state_dir=tmp_path / "state", job_window=2)
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=3600)
+    queue = JobQueue.from_settings(settings, store, retry=False)
+    job = make_job(images=3)
+    queue.submit(job)
+    queue.ping()
+    assert queue.depth() == 2
+    assert len(list((tmp_path / "state" / "queue").iterdir())) == 2  # one file a task
+    stored = store.get(job.id)
+    assert stored is not None and stored.next_index == 2 and stored.state == "queued"
 
 
 def test_a_window_of_tasks_is_enqueued_in_one_round_trip(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = broker(redis_url, tmp_path)
-    enqueue_images(app, "warm-up", [range(0, 1)])
+    queue = on_redis(redis_url, tmp_path)
+    queue.enqueue("warm-up", [range(0, 1)])
     sends = count_sends(monkeypatch)
-    enqueue_images(app, "job", [range(n, n + 1) for n in range(8)])
+    queue.enqueue("job", [range(n, n + 1) for n in range(8)])
     assert len(sends) == 1  # kombu's publish batch: one pipeline
     assert queued(redis_url)[1:] == [("imgserve.process_image", "job", n, 1) for n in range(8)]
-
-
-def test_a_transport_that_cannot_hold_messages_is_refused(redis_url: str, tmp_path: Path) -> None:
-    app = broker(redis_url, tmp_path)
-    app.conf.broker_transport = None  # kombu's own, as for rediss://
-    with pytest.raises(RuntimeError) as raised:
-        task_messages(app, "job", [range(0, 1)])
-    assert str(raised.value).startswith("the broker's transport cannot hold messages: ")
-    assert queued(redis_url) == []  # refused before anything was sent
 
 
 def test_a_single_task_is_published_on_its_own_within_celerys_retry(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = broker(redis_url, tmp_path)
+    queue = on_redis(redis_url, tmp_path)
     monkeypatch.setattr(Producer, "batch", lambda *_, **__: pytest.fail("batched"))
-    enqueue_images(app, "job", [range(4, 7)])
+    queue.enqueue("job", [range(4, 7)])
     assert queued(redis_url) == [("imgserve.process_image", "job", 4, 3)]
 
 
-def test_the_sqlite_store_cannot_push_messages(redis_url: str, tmp_path: Path) -> None:
-    held = task_messages(broker(redis_url, tmp_path), "job", [range(0, 1)])
+def test_a_broker_that_refuses_gives_a_ping_error_and_no_depth(tmp_path: Path) -> None:
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", root=tmp_path, state_dir=tmp_path)
+    queue = JobQueue(make_celery(settings), SqliteJobStore(tmp_path / "j.sqlite3", ttl=60),
+                     window=1, retry=False)  # fmt: skip
+    with pytest.raises(Exception, match=r"Connection refused"):
+        queue.ping()
+    with pytest.raises(Exception, match=r"Connection refused"):
+        queue.depth()
+
+
+def test_the_sqlite_store_cannot_push_messages(tmp_path: Path) -> None:
     store = SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=3600)
     with pytest.raises(ValueError, match=r"^the SQLite store cannot push broker messages$"):
-        store.create(make_job(), window=1, messages=held)
+        store.create(make_job(), window=1, messages=[Held(QUEUE, "{}")])
 
 
 def count_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:

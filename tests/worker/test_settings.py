@@ -62,14 +62,15 @@ def test_celery_is_configured_for_reliability(tmp_path: Path) -> None:
     assert config["task_soft_time_limit"] < config["task_time_limit"]
     assert config["task_time_limit"] < config["broker_transport_options"]["visibility_timeout"]
     assert not config["worker_send_task_events"] and not config["task_send_sent_event"]
-    assert config["broker_transport"] == "worker.broker:Transport"  # one client a channel
+    assert "broker_transport" not in config  # kombu's own, as the URL's scheme chooses
     assert config["broker_transport_options"]["socket_connect_timeout"] == 2  # a quick 503
+    assert config["broker_transport_options"]["socket_timeout"] == 2  # also when frozen
 
 
-@pytest.mark.parametrize("url", ["rediss://h:1/0", "sentinel://h:26379/0"])
-def test_other_redis_schemes_keep_kombus_own_transport(tmp_path: Path, url: str) -> None:
+@pytest.mark.parametrize("url", ["redis://h:1/0", "rediss://h:1/0", "sentinel://h:26379/0"])
+def test_every_redis_scheme_keeps_the_transport_its_url_names(tmp_path: Path, url: str) -> None:
     config = celery_config(Settings(redis_url=url, root=tmp_path, state_dir=tmp_path))
-    assert config["broker_url"] == url and config["broker_transport"] is None  # TLS, failover
+    assert config["broker_url"] == url and "broker_transport" not in config  # TLS, failover
 
 
 @pytest.mark.parametrize(
@@ -113,3 +114,19 @@ def test_a_soft_time_limit_not_below_the_hard_one_is_refused() -> None:
     assert str(raised.value) == (
         "IMGSERVE_SOFT_TIME_LIMIT (60 s) must be below IMGSERVE_HARD_TIME_LIMIT (60 s)"
     )
+
+
+@pytest.mark.parametrize("stale_after", ["330", "60"])
+def test_a_stale_limit_not_above_the_hard_time_limit_is_refused(stale_after: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"IMGSERVE_STALE_AFTER": stale_after})
+    assert str(raised.value) == (
+        f"IMGSERVE_STALE_AFTER ({stale_after} s) must be above IMGSERVE_HARD_TIME_LIMIT (330 s): "
+        "an image still within its time limit would be failed as lost"
+    )
+
+
+def test_a_stale_limit_above_the_hard_time_limit_is_taken() -> None:
+    settings = Settings.from_env({"IMGSERVE_STALE_AFTER": "3", "IMGSERVE_HARD_TIME_LIMIT": "2",
+                                  "IMGSERVE_SOFT_TIME_LIMIT": "1"})  # fmt: skip
+    assert (settings.stale_after, settings.hard_time_limit) == (3, 2)
