@@ -191,6 +191,57 @@ def test_a_failed_move_into_place_removes_the_outputs_already_moved(
     assert files_in(out) == []
 
 
+def test_outputs_are_encoded_and_written_one_at_a_time_and_moved_into_place_last(
+    source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_encode, real_fsync, real_replace = cv2.imencode, os.fsync, os.replace
+
+    def imencode(*args: Any) -> Any:
+        events.append("encode")
+        return real_encode(*args)
+
+    def fsync(descriptor: int) -> None:
+        events.append("fsync")
+        real_fsync(descriptor)
+
+    def replace(src: Any, dst: Any) -> None:
+        events.append(f"replace {Path(dst).name}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(cv2, "imencode", imencode)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    process_image(source, out / "q.png", parse_operations(["split"]))
+    assert events == [
+        "encode", "fsync", "encode", "fsync", "encode", "fsync", "encode", "fsync",
+        "replace q_1.png", "replace q_2.png", "replace q_3.png", "replace q_4.png",
+    ]  # fmt: skip
+
+
+class Interrupted(BaseException):
+    """Stands in for what can stop a task between two outputs (a time limit, a shutdown)."""
+
+
+def test_an_interruption_at_the_last_output_removes_the_earlier_ones_temporary_files(
+    source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, seen = cv2.flip, []
+
+    def flip(*args: Any) -> Any:
+        seen.append(files_in(out))
+        if len(seen) == 4:
+            raise Interrupted
+        return real(*args)
+
+    monkeypatch.setattr(cv2, "flip", flip)
+    with pytest.raises(Interrupted):
+        process_image(source, out / "q.png", parse_operations(["split", "flip=horizontal"]))
+    assert [len(names) for names in seen] == [0, 1, 2, 3]
+    assert all(name.startswith((".q_1.png.", ".q_2.png.", ".q_3.png.")) for name in seen[3])
+    assert files_in(out) == []
+
+
 def test_an_output_too_large_for_its_format_writes_nothing(source: Path, out: Path) -> None:
     chain = parse_operations([{"op": "resize", "width": 20000, "height": 10}])
     with pytest.raises(ImageWriteError) as caught:
