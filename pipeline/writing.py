@@ -86,7 +86,7 @@ def _write_temporary(path: Path, data: Encoded, *, retry: bool) -> Path:
     try:
         if retry:
             _remove_leftovers(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(path)
         temporary, descriptor = _create_temporary(path)
     except OSError as error:
         raise _cannot_write(path, error) from error
@@ -101,6 +101,21 @@ def _write_temporary(path: Path, data: Encoded, *, retry: bool) -> Path:
             raise _cannot_write(path, error) from error
         raise
     return temporary
+
+
+def _make_folder(path: Path) -> None:
+    """Make the folders an output goes in; name a part of its path that is a file, if one is."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        # Neither names the part of the path that is in the way: find it.
+        for folder in reversed(path.parents):
+            if folder.exists() and not folder.is_dir():
+                detail = (
+                    f"cannot write {path.name}: {folder.name} in its path is a file, not a folder"
+                )
+                raise ImageWriteError(detail) from error
+        raise
 
 
 def _create_temporary(path: Path) -> tuple[Path, int]:

@@ -242,6 +242,28 @@ def test_an_interruption_at_the_last_output_removes_the_earlier_ones_temporary_f
     assert files_in(out) == []
 
 
+@pytest.mark.parametrize("folders", [["a.png"], ["a.png", "c"], ["a.png", "c", "d"]])
+def test_an_output_whose_path_runs_through_a_file_names_that_file(
+    source: Path, out: Path, folders: list[str]
+) -> None:
+    (out / "a.png").write_bytes(b"a file, not a folder")
+    with pytest.raises(ImageWriteError) as caught:
+        process_image(source, out.joinpath(*folders, "b.png"), parse_operations([]))
+    assert caught.value.detail == "cannot write b.png: a.png in its path is a file, not a folder"
+    assert files_in(out) == ["a.png"]
+
+
+def test_an_output_whose_path_runs_through_a_file_inside_a_folder_names_that_file(
+    source: Path, out: Path
+) -> None:
+    (out / "x").mkdir()
+    (out / "x" / "y.jpg").write_bytes(b"a file, not a folder")
+    with pytest.raises(ImageWriteError) as caught:
+        process_image(source, out / "x" / "y.jpg" / "q.jpg", parse_operations(["split"]))
+    assert caught.value.detail == "cannot write q_1.jpg: y.jpg in its path is a file, not a folder"
+    assert files_in(out) == ["x/y.jpg"]
+
+
 def test_an_output_too_large_for_its_format_writes_nothing(source: Path, out: Path) -> None:
     chain = parse_operations([{"op": "resize", "width": 20000, "height": 10}])
     with pytest.raises(ImageWriteError) as caught:
