@@ -1,11 +1,11 @@
 """Run a chain on one image file and write its outputs.
 
 The chain runs depth first and lazily: each image a split makes goes through the rest of the
-chain, is encoded and is written to its temporary file before the next quadrant starts. An
-image is let go as soon as the step after it has run, and an output's pixels and encoded
-bytes as soon as it is written, so a process holds one output at a time (its pixels, the
-step that made them and its encoding), whatever the number of outputs. Quadrants are views,
-so a split copies nothing.
+chain, is encoded and is written to its temporary file before the next quadrant starts. Each
+step's result replaces the image it was made from, and an output's pixels and encoding are
+let go once it is written, so a call holds one output's images and encoding at a time,
+whatever the number of outputs, beside the images its splits cut up: quadrants are views of
+them, so a split copies nothing.
 """
 
 from __future__ import annotations

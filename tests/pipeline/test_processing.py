@@ -174,6 +174,30 @@ def test_a_failed_write_removes_its_temporary_files(
     assert files_in(out) == []
 
 
+def test_a_full_disk_at_a_later_output_removes_the_earlier_ones_temporary_files(
+    source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, opened = os.fdopen, []
+
+    def fdopen(descriptor: int, mode: str) -> Any:
+        file = real(descriptor, mode)
+        opened.append(file)
+        if len(opened) == 3:
+            assert len(files_in(out)) == 3  # two written, the third just created
+
+            def write(data: object) -> int:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            file.write = write
+        return file
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    with pytest.raises(ImageWriteError) as caught:
+        process_image(source, out / "q.jpg", parse_operations(["split"]))
+    assert caught.value.detail == "cannot write q_3.jpg: No space left on device"
+    assert files_in(out) == []
+
+
 def test_a_failed_move_into_place_removes_the_outputs_already_moved(
     source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,15 +215,19 @@ def test_a_failed_move_into_place_removes_the_outputs_already_moved(
     assert files_in(out) == []
 
 
-def test_outputs_are_encoded_and_written_one_at_a_time_and_moved_into_place_last(
+def test_outputs_are_written_one_at_a_time_then_fsynced_then_moved_into_place(
     source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[str] = []
-    real_encode, real_fsync, real_replace = cv2.imencode, os.fsync, os.replace
+    real_encode, real_open, real_fsync, real_replace = cv2.imencode, os.open, os.fsync, os.replace
 
     def imencode(*args: Any) -> Any:
         events.append("encode")
         return real_encode(*args)
+
+    def open_file(path: Any, flags: int, *args: Any) -> int:
+        events.append(f"create {Path(path).name[:9]}" if flags & os.O_CREAT else "open")
+        return real_open(path, flags, *args)
 
     def fsync(descriptor: int) -> None:
         events.append("fsync")
@@ -210,11 +238,14 @@ def test_outputs_are_encoded_and_written_one_at_a_time_and_moved_into_place_last
         real_replace(src, dst)
 
     monkeypatch.setattr(cv2, "imencode", imencode)
+    monkeypatch.setattr(os, "open", open_file)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     process_image(source, out / "q.png", parse_operations(["split"]))
     assert events == [
-        "encode", "fsync", "encode", "fsync", "encode", "fsync", "encode", "fsync",
+        "encode", "create .q_1.png.", "encode", "create .q_2.png.",
+        "encode", "create .q_3.png.", "encode", "create .q_4.png.",
+        "open", "fsync", "open", "fsync", "open", "fsync", "open", "fsync",
         "replace q_1.png", "replace q_2.png", "replace q_3.png", "replace q_4.png",
     ]  # fmt: skip
 
