@@ -107,7 +107,7 @@ def _decode_for(
 def _outputs(image: Image, chain: Chain, index: int, seconds: list[float]) -> Iterator[Image]:
     """Yield the chain's outputs from step index on, depth first, in output order.
 
-    Each step's result replaces the image it was made of, and each image a fan-out makes is
+    Each step's result replaces the image it was made from, and each image a fan-out makes is
     taken out of its list for its branch, so no image is kept once nothing needs it.
     """
     while index < len(chain):

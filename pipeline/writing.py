@@ -6,9 +6,9 @@ encoded output at a time. Each is written to a temporary file in its destination
 new file: mkstemp would make it 0o600); once all are written each is fsynced, then each is
 moved into place with os.replace. Two writers of one output never share a temporary file, so
 neither can move the other's unfinished file into place. If anything fails, whether making,
-encoding or writing output k of n, the temporary files of the outputs before it are removed
-and so are the outputs this call already moved into place: no file is left under a final
-name, nor a temporary file, from a failed call. Folders made for the outputs stay. A process
+encoding or writing output k of n, the temporary files written so far are removed and so
+are the outputs this call already moved into place: no file is left under a final name, nor
+a temporary file, from a failed call. Folders made for the outputs stay. A process
 killed before it has moved every output into place (SIGKILL, out of memory) cannot clean up;
 the write that redoes it (``retry``: the worker's next attempt of the image) removes the
 temporary files it left and replaces the outputs it moved. Only a retry lists the folder: a
@@ -107,7 +107,7 @@ def _write_temporary(path: Path, data: Encoded, *, retry: bool) -> Path:
 
 
 def _sync(temporary: Path, path: Path) -> None:
-    """Wait until the disk has a temporary file's data (reported to any descriptor of it)."""
+    """Wait until the disk has a temporary file's data; a new descriptor gets any error too."""
     try:
         descriptor = os.open(temporary, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
