@@ -1,8 +1,11 @@
 """Run a chain on one image file and write its outputs.
 
-The chain runs depth first: each image a split makes goes through the rest of the chain and
-is encoded before the next quadrant starts, so at most one branch's images are in memory at
-a time, beside the compact encoded outputs. Quadrants are views, so a split copies nothing.
+The chain runs depth first and lazily: each image a split makes goes through the rest of the
+chain, is encoded and is written to its temporary file before the next quadrant starts. Each
+step's result replaces the image it was made from, and an output's pixels and encoding are
+let go once it is written, so a call holds one output's images and encoding at a time,
+whatever the number of outputs, beside the images its splits cut up: quadrants are views of
+them, so a split copies nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def process_image(
     Outputs are named as output_paths names them, in output order. on_step(name, seconds)
     is called once for "decode" (reading, checking and decoding), once per step (its total
     over all the images it got) and once for "encode" (encoding and writing every output).
+    Outputs are encoded and written one at a time; none is moved into place before all are
+    written, so a failure at any output leaves none of them (see pipeline.writing).
     retry: this call redoes one that may have been killed between writing its temporary
     files and moving them into place; remove those first (see pipeline.writing).
     Raises UnsupportedFormat, InvalidOperation (a step that cannot apply to this image),
@@ -60,15 +65,11 @@ def process_image(
     image, first = _decode_for(source, chain, limits, seconds)
     decoding = time.perf_counter() - started - sum(seconds)
 
-    encoding = 0.0
-    encoded: list[Encoded] = []
-    for path, leaf in zip(paths, _outputs(image, chain, first, seconds), strict=True):
-        started = time.perf_counter()
-        encoded.append(encode_image(leaf, image_format, encode, path.name))
-        encoding += time.perf_counter() - started
-    started = time.perf_counter()
-    write_outputs(list(zip(paths, encoded, strict=True)), retry=retry)
-    encoding += time.perf_counter() - started
+    leaves = _outputs(image, chain, first, seconds)
+    del image, source  # the generator lets the image go once the step after it has run
+    started, stepped = time.perf_counter(), sum(seconds)
+    write_outputs(_encoded(paths, leaves, image_format, encode), retry=retry)
+    encoding = time.perf_counter() - started - (sum(seconds) - stepped)
 
     if on_step is not None:
         on_step("decode", decoding)
@@ -104,13 +105,30 @@ def _decode_for(
 
 
 def _outputs(image: Image, chain: Chain, index: int, seconds: list[float]) -> Iterator[Image]:
-    """Yield the chain's outputs from step index on, depth first, in output order."""
-    if index == len(chain):
-        yield image
-        return
-    step = chain.steps[index]
-    started = time.perf_counter()
-    made = step.operation.apply(image, **step.params)
-    seconds[index] += time.perf_counter() - started
-    for each in made if isinstance(made, list) else [made]:
-        yield from _outputs(each, chain, index + 1, seconds)
+    """Yield the chain's outputs from step index on, depth first, in output order.
+
+    Each step's result replaces the image it was made from, and each image a fan-out makes is
+    taken out of its list for its branch, so no image is kept once nothing needs it.
+    """
+    while index < len(chain):
+        step = chain.steps[index]
+        started = time.perf_counter()
+        made = step.operation.apply(image, **step.params)
+        seconds[index] += time.perf_counter() - started
+        index += 1
+        if isinstance(made, list):
+            del image
+            made.reverse()
+            while made:
+                yield from _outputs(made.pop(), chain, index, seconds)
+            return
+        image = made
+    yield image
+
+
+def _encoded(
+    paths: list[Path], leaves: Iterator[Image], image_format: str, options: EncodeOptions
+) -> Iterator[tuple[Path, Encoded]]:
+    """Encode each output as it is made, keeping no reference to it once it is handed on."""
+    for path in paths:
+        yield path, encode_image(next(leaves), image_format, options, path.name)

@@ -174,6 +174,30 @@ def test_a_failed_write_removes_its_temporary_files(
     assert files_in(out) == []
 
 
+def test_a_full_disk_at_a_later_output_removes_the_earlier_ones_temporary_files(
+    source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, opened = os.fdopen, []
+
+    def fdopen(descriptor: int, mode: str) -> Any:
+        file = real(descriptor, mode)
+        opened.append(file)
+        if len(opened) == 3:
+            assert len(files_in(out)) == 3  # two written, the third just created
+
+            def write(data: object) -> int:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            file.write = write
+        return file
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    with pytest.raises(ImageWriteError) as caught:
+        process_image(source, out / "q.jpg", parse_operations(["split"]))
+    assert caught.value.detail == "cannot write q_3.jpg: No space left on device"
+    assert files_in(out) == []
+
+
 def test_a_failed_move_into_place_removes_the_outputs_already_moved(
     source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,6 +213,86 @@ def test_a_failed_move_into_place_removes_the_outputs_already_moved(
     with pytest.raises(ImageWriteError, match=r"^cannot write q_3.jpg: Input/output error$"):
         process_image(source, out / "q.jpg", parse_operations(["split"]))
     assert files_in(out) == []
+
+
+def test_outputs_are_written_one_at_a_time_then_fsynced_then_moved_into_place(
+    source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_encode, real_open, real_fsync, real_replace = cv2.imencode, os.open, os.fsync, os.replace
+
+    def imencode(*args: Any) -> Any:
+        events.append("encode")
+        return real_encode(*args)
+
+    def open_file(path: Any, flags: int, *args: Any) -> int:
+        events.append(f"create {Path(path).name[:9]}" if flags & os.O_CREAT else "open")
+        return real_open(path, flags, *args)
+
+    def fsync(descriptor: int) -> None:
+        events.append("fsync")
+        real_fsync(descriptor)
+
+    def replace(src: Any, dst: Any) -> None:
+        events.append(f"replace {Path(dst).name}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(cv2, "imencode", imencode)
+    monkeypatch.setattr(os, "open", open_file)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    process_image(source, out / "q.png", parse_operations(["split"]))
+    assert events == [
+        "encode", "create .q_1.png.", "encode", "create .q_2.png.",
+        "encode", "create .q_3.png.", "encode", "create .q_4.png.",
+        "open", "fsync", "open", "fsync", "open", "fsync", "open", "fsync",
+        "replace q_1.png", "replace q_2.png", "replace q_3.png", "replace q_4.png",
+    ]  # fmt: skip
+
+
+class Interrupted(BaseException):
+    """Stands in for what can stop a task between two outputs (a time limit, a shutdown)."""
+
+
+def test_an_interruption_at_the_last_output_removes_the_earlier_ones_temporary_files(
+    source: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, seen = cv2.flip, []
+
+    def flip(*args: Any) -> Any:
+        seen.append(files_in(out))
+        if len(seen) == 4:
+            raise Interrupted
+        return real(*args)
+
+    monkeypatch.setattr(cv2, "flip", flip)
+    with pytest.raises(Interrupted):
+        process_image(source, out / "q.png", parse_operations(["split", "flip=horizontal"]))
+    assert [len(names) for names in seen] == [0, 1, 2, 3]
+    assert all(name.startswith((".q_1.png.", ".q_2.png.", ".q_3.png.")) for name in seen[3])
+    assert files_in(out) == []
+
+
+@pytest.mark.parametrize("folders", [["a.png"], ["a.png", "c"], ["a.png", "c", "d"]])
+def test_an_output_whose_path_runs_through_a_file_names_that_file(
+    source: Path, out: Path, folders: list[str]
+) -> None:
+    (out / "a.png").write_bytes(b"a file, not a folder")
+    with pytest.raises(ImageWriteError) as caught:
+        process_image(source, out.joinpath(*folders, "b.png"), parse_operations([]))
+    assert caught.value.detail == "cannot write b.png: a.png in its path is a file, not a folder"
+    assert files_in(out) == ["a.png"]
+
+
+def test_an_output_whose_path_runs_through_a_file_inside_a_folder_names_that_file(
+    source: Path, out: Path
+) -> None:
+    (out / "x").mkdir()
+    (out / "x" / "y.jpg").write_bytes(b"a file, not a folder")
+    with pytest.raises(ImageWriteError) as caught:
+        process_image(source, out / "x" / "y.jpg" / "q.jpg", parse_operations(["split"]))
+    assert caught.value.detail == "cannot write q_1.jpg: y.jpg in its path is a file, not a folder"
+    assert files_in(out) == ["x/y.jpg"]
 
 
 def test_an_output_too_large_for_its_format_writes_nothing(source: Path, out: Path) -> None:
