@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from app.errors import InvalidJob, JobNotFound, ServiceUnavailable
-from app.services import Services, TaskMessages
-from app.validation import JobProblems, validate_job
+from app.services import Services
+from app.validation import JobProblems, pointer, validate_job
+from pipeline import Problem
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.settings import Settings
-from worker.store import StoreTimedOut, StoreUnavailable
+from worker.store import OutputsBusy, StoreTimedOut, StoreUnavailable
 
 MAX_WAIT_SECONDS = 30.0
 PROGRESS_INTERVAL = 0.25
@@ -24,8 +25,7 @@ T = TypeVar("T")
 def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
     """Validate a job, store it and enqueue its first window of images, one task each.
 
-    Where the store and the broker are one Redis, the job and its first tasks are
-    stored in one atomic change; elsewhere the job is withdrawn if its tasks cannot be sent.
+    The job is withdrawn if its tasks cannot be sent.
 
     Nothing is known yet of how long its images take; the workers batch the rest.
     With wait, answer once the job finished, or after wait seconds, as it then is.
@@ -35,10 +35,7 @@ def submit_job(services: Services, payload: Any, *, wait: float = 0.0) -> Job:
     # without reading the job first.
     first = [range(n, n + 1) for n in job.first_window(services.settings.job_window)]
     with services.store.following(job.id) if wait > 0 else contextlib.nullcontext():
-        if services.task_messages is not None:
-            _store_with_tasks(services, job, first, services.task_messages)
-        else:
-            _store_then_enqueue(services, job, first)
+        _store_then_enqueue(services, job, first)
         if wait > 0:
             return _finished_or_as_is(services, job, wait)
     return job
@@ -59,31 +56,15 @@ def new_job(payload: Any, settings: Settings) -> Job:
     )
 
 
-def _store_with_tasks(
-    services: Services, job: Job, first: list[range], messages: TaskMessages
-) -> None:
-    """Store the job and push its first tasks in one atomic change (store and broker are one)."""
-    try:
-        held = messages(job.id, first)
-    except Exception as exc:  # the first publish declares the queue: the broker must answer
-        raise ServiceUnavailable(f"the queue does not answer, nothing was stored: {exc}") from None
-    try:
-        services.store.create(job, window=services.settings.job_window, messages=held)
-    except StoreTimedOut as exc:  # the script may have run: then the job runs too
-        raise ServiceUnavailable(
-            f"the job store did not answer in time, so job {job.id} may have been stored "
-            f"(and then runs): GET /jobs/{job.id} tells ({exc})"
-        ) from None
-    except StoreUnavailable as exc:
-        raise ServiceUnavailable(
-            f"the job store does not answer, nothing was stored or enqueued: {exc}"
-        ) from None
-
-
 def _store_then_enqueue(services: Services, job: Job, first: list[range]) -> None:
     """Store the job, then enqueue its first tasks; withdraw it if they cannot be."""
     try:
         services.store.create(job, window=services.settings.job_window)
+    except OutputsBusy as exc:
+        where, writer = pointer("images", exc.index, "output"), f"job {exc.other_job}"
+        raise InvalidJob.of(
+            [Problem(where, f"output {exc.output!r} is also written by {writer}, still at work")]
+        ) from None
     except StoreTimedOut as exc:
         _withdraw(services, job.id)  # if it was stored, no task of it was sent
         raise ServiceUnavailable(
@@ -160,14 +141,10 @@ def recent_jobs(services: Services, *, limit: int, offset: int) -> list[Job]:
 
 
 def _get(services: Services, job_id: str) -> Job:
-    """Read a job, failing the images whose worker went silent too long ago."""
+    """Read a job (the store fails the images whose worker went silent first)."""
     job = _unavailable_as_503(lambda: services.store.get(job_id))
     if job is None:
         raise JobNotFound(f"no job has the id {job_id!r} (jobs expire after a while)")
-    older_than = time.time() - services.settings.stale_after
-    if job.is_stale(older_than):
-        _unavailable_as_503(lambda: services.store.reap_stale(job_id, older_than=older_than))
-        return _get(services, job_id)
     return job
 
 

@@ -20,7 +20,7 @@ from app.job_service import new_job
 from benchmarks.service_throughput import tiny_job
 from worker.memory import keep_large_allocations
 from worker.settings import Settings
-from worker.store import Finish, JobStore, open_store
+from worker.store import Finish, JobStore, Move, open_store
 from worker.tasks import run_image
 
 STEPS = ("validate", "create", "start", "image", "finish", "read")
@@ -44,11 +44,11 @@ def one_job(settings: Settings, store: JobStore, n: int) -> dict[str, float]:
     clock.append(time.perf_counter())
     store.create(job, window=1)
     clock.append(time.perf_counter())
-    spec = store.step(job.id, start=0, spec=True).spec
+    spec = store.step(job.id, Move(start=0, spec=True)).spec
     clock.append(time.perf_counter())
     error, timings = run_image(spec or job, 0, settings)
     clock.append(time.perf_counter())
-    store.step(job.id, finish=Finish(0, error, timings), claim=1)
+    store.step(job.id, Move(finish=Finish(0, error, timings), claim=1))
     clock.append(time.perf_counter())
     final = store.get(job.id)
     answer = final.to_json() if final is not None else {}

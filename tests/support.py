@@ -1,4 +1,4 @@
-"""Helpers the test packages share: a private redis-server, a recording queue."""
+"""Helpers the test packages share: a private redis-server, a recording queue, worker steps."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from worker.jobs import Start
+from worker.store import Finish, JobStore, Move
 
 
 def free_port() -> int:
@@ -88,3 +91,27 @@ class RecordingQueue:
             raise ConnectionError("broker down")
         self.sent.append((job_id, [n for batch in batches for n in batch]))
         self.tasks += [(job_id, batch) for batch in batches]
+
+
+def start_image(store: JobStore, job_id: str, index: int, *, max_attempts: int = 3) -> Start:
+    """Start an image as a worker does (one step); return the store's decision."""
+    started = store.step(job_id, Move(start=index, max_attempts=max_attempts)).started
+    assert started is not None
+    return started
+
+
+def finish_image(
+    store: JobStore,
+    job_id: str,
+    index: int,
+    *,
+    error: str | None = None,
+    timings: list[tuple[str, float]] | None = None,
+) -> None:
+    """Record a running image's outcome as a worker does (one step)."""
+    store.step(job_id, Move(finish=Finish(index, error, timings or [])))
+
+
+def claim_next(store: JobStore, job_id: str, *, count: int = 1, window: int = 1) -> range:
+    """Take the job's next images for a task as a worker does (one step)."""
+    return store.step(job_id, Move(claim=count, window=window)).claimed

@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 
 from app import job_service
 from app.services import Services
-from tests.support import RecordingQueue
+from tests.support import RecordingQueue, finish_image, start_image
+from worker.store.sqlite_store import SqliteJobStore
 
 PHOTO = "photos/cyclo1.jpg"
 
@@ -78,7 +79,7 @@ def test_long_poll_answers_as_soon_as_the_job_changes(
     client: FlaskClient, services: Services
 ) -> None:
     job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
-    threading.Timer(0.3, lambda: services.store.start_image(job["id"], 0, max_attempts=3)).start()
+    threading.Timer(0.3, lambda: start_image(services.store, job["id"], 0, max_attempts=3)).start()
     started = time.monotonic()
     response = client.get(f"/jobs/{job['id']}?wait=10")
     waited = time.monotonic() - started
@@ -92,16 +93,16 @@ def test_long_poll_gathers_progress_for_a_quarter_second_but_answers_a_finish_at
     images = [{"input": PHOTO, "output": f"o{n}.jpg"} for n in range(2)]
     job = submit(client, images=images, operations=["blur=3"])
     store = services.store
-    threading.Timer(0.02, lambda: store.start_image(job["id"], 0, max_attempts=3)).start()
+    threading.Timer(0.02, lambda: start_image(store, job["id"], 0, max_attempts=3)).start()
     started = time.monotonic()
     body = client.get(f"/jobs/{job['id']}?wait=10").get_json()
     assert time.monotonic() - started >= job_service.PROGRESS_INTERVAL == 0.25
     assert (body["state"], body["images"][0]["state"]) == ("running", "running")
 
     def finish() -> None:
-        store.finish_image(job["id"], 0, error=None, timings=[])
-        store.start_image(job["id"], 1, max_attempts=3)
-        store.finish_image(job["id"], 1, error=None, timings=[])
+        finish_image(store, job["id"], 0, error=None, timings=[])
+        start_image(store, job["id"], 1, max_attempts=3)
+        finish_image(store, job["id"], 1, error=None, timings=[])
 
     monkeypatch.setattr(job_service, "PROGRESS_INTERVAL", 5.0)  # a finish does not wait for it
     threading.Timer(0.02, finish).start()
@@ -116,8 +117,8 @@ def test_long_poll_of_a_finished_job_answers_at_once(
     client: FlaskClient, services: Services
 ) -> None:
     job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
-    services.store.start_image(job["id"], 0, max_attempts=3)
-    services.store.finish_image(job["id"], 0, error=None, timings=[])
+    start_image(services.store, job["id"], 0, max_attempts=3)
+    finish_image(services.store, job["id"], 0, error=None, timings=[])
     started = time.monotonic()
     response = client.get(f"/jobs/{job['id']}?wait=30")
     assert time.monotonic() - started < 1
@@ -132,8 +133,8 @@ def test_a_post_with_wait_answers_once_the_job_finished(
 ) -> None:
     def run_it() -> None:
         job_id = services.store.list_jobs(limit=1, offset=0)[0].id
-        services.store.start_image(job_id, 0, max_attempts=3)
-        services.store.finish_image(job_id, 0, error=None, timings=[])
+        start_image(services.store, job_id, 0, max_attempts=3)
+        finish_image(services.store, job_id, 0, error=None, timings=[])
 
     timer = threading.Timer(0.4, run_it)
     timer.start()
@@ -224,8 +225,10 @@ def test_an_image_running_past_the_stale_limit_is_failed_on_read(
     client: FlaskClient, services: Services
 ) -> None:
     job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
-    services.store.start_image(job["id"], 0, max_attempts=3)
-    services.settings = type(services.settings)(**{**services.settings.__dict__, "stale_after": 1})
+    start_image(services.store, job["id"], 0, max_attempts=3)
+    services.store = SqliteJobStore(
+        services.settings.state_dir / "jobs.sqlite3", ttl=services.settings.job_ttl, stale_after=1
+    )
     time.sleep(1.1)
     body = client.get(f"/jobs/{job['id']}").get_json()
     assert body["state"] == "failed"

@@ -14,7 +14,6 @@ from app import create_app
 from app.services import Services
 from worker.celery_app import QUEUE
 from worker.settings import Settings
-from worker.store.redis_store import RedisJobStore
 
 
 def queued(redis_url: str) -> list[list[object]]:
@@ -61,26 +60,6 @@ def test_a_job_and_its_first_window_of_tasks_arrive_together(
     assert job is not None and job.next_index == 2 and job.state == "queued"
 
 
-def test_a_store_that_fails_leaves_neither_job_nor_task(
-    on_redis: FlaskClient, services: Services, redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = services.store
-    assert isinstance(store, RedisJobStore)
-
-    def down(*_: object, **__: object) -> None:
-        raise redis.ConnectionError("Connection refused.")
-
-    monkeypatch.setattr(store, "_create", down)
-    response = on_redis.post("/jobs", json=BODY)
-    assert response.status_code == 503
-    assert response.get_json()["detail"] == (
-        "the job store does not answer, nothing was stored or enqueued: "
-        "Redis does not answer: Connection refused."
-    )
-    assert queued(redis_url) == []
-    assert store.list_jobs(limit=10, offset=0) == []
-
-
 @pytest.mark.parametrize(
     ("url", "events", "held"),
     [
@@ -95,27 +74,3 @@ def test_only_imgserve_s_redis_transport_without_task_events_holds_tasks_back(
 ) -> None:
     settings = Settings(redis_url=url, task_events=events, root=tmp_path, state_dir=tmp_path)
     assert (Services.from_settings(settings).task_messages is not None) is held
-
-
-def test_a_store_that_times_out_says_the_job_may_exist_and_where_to_look(
-    on_redis: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = services.store
-    assert isinstance(store, RedisJobStore)
-    create = store._create
-
-    def slow(*args: object, **kwargs: object) -> None:
-        create(*args, **kwargs)  # the script ran; its answer came too late
-        raise redis.TimeoutError("Timeout reading from socket")
-
-    monkeypatch.setattr(store, "_create", slow)
-    response = on_redis.post("/jobs", json=BODY)
-    assert response.status_code == 503
-    detail = response.get_json()["detail"]
-    job_id = detail.split("so job ")[1].split(" ")[0]
-    assert detail == (
-        f"the job store did not answer in time, so job {job_id} may have been stored "
-        f"(and then runs): GET /jobs/{job_id} tells (Redis did not answer in time: "
-        "Timeout reading from socket)"
-    )
-    assert on_redis.get(f"/jobs/{job_id}").get_json()["state"] == "queued"  # it was

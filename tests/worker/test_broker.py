@@ -13,13 +13,10 @@ from celery import Celery
 from kombu.messaging import Producer
 from redis.connection import AbstractConnection
 
-from tests.worker.test_store import make_job
 from worker.broker import Channel
 from worker.celery_app import QUEUE, make_celery
 from worker.dispatch import enqueue_images, task_messages
 from worker.settings import Settings
-from worker.store.redis_store import RedisJobStore
-from worker.store.sqlite_store import SqliteJobStore
 
 
 def broker(redis_url: str, tmp_path: Path) -> Celery:
@@ -78,27 +75,6 @@ def test_a_channel_whose_pool_was_replaced_publishes_on_the_new_one(
     assert [job for _, job, _, _ in queued(redis_url)] == ["a", "b"]
 
 
-def test_held_tasks_reach_the_queue_only_with_their_job_in_one_round_trip(
-    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = broker(redis_url, tmp_path)
-    store = RedisJobStore.from_url(redis_url, ttl=3600)
-    enqueue_images(app, "warm-up", [range(0, 1)])  # declares the queue, once a connection
-    store.create(make_job(), window=1)  # connects, loads the script
-    redis.Redis.from_url(redis_url).delete(QUEUE)
-    job = make_job(images=5)
-    sends = count_sends(monkeypatch)
-    held = task_messages(app, job.id, [range(n, n + 1) for n in range(3)])
-    assert sends == []  # built, not sent
-    assert queued(redis_url) == []
-    before = len(sends)
-    assert store.create(job, window=3, messages=held) == [0, 1, 2]
-    assert len(sends) == before + 1
-    assert queued(redis_url) == [("imgserve.process_image", job.id, n, 1) for n in range(3)]
-    stored = store.get(job.id)
-    assert stored is not None and stored.next_index == 3 and stored.state == "queued"
-
-
 def test_a_window_of_tasks_is_enqueued_in_one_round_trip(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,13 +102,6 @@ def test_a_single_task_is_published_on_its_own_within_celerys_retry(
     monkeypatch.setattr(Producer, "batch", lambda *_, **__: pytest.fail("batched"))
     enqueue_images(app, "job", [range(4, 7)])
     assert queued(redis_url) == [("imgserve.process_image", "job", 4, 3)]
-
-
-def test_the_sqlite_store_cannot_push_messages(redis_url: str, tmp_path: Path) -> None:
-    held = task_messages(broker(redis_url, tmp_path), "job", [range(0, 1)])
-    store = SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=3600)
-    with pytest.raises(ValueError, match=r"^the SQLite store cannot push broker messages$"):
-        store.create(make_job(), window=1, messages=held)
 
 
 def count_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
