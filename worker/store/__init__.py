@@ -12,9 +12,11 @@ The package's parts::
     protocol.py       JobStore, and the values it takes and gives (Move, Finish, Step, Peek)
     errors.py         StoreError and its tree
     metrics.py        the counters behind /metrics (Stats)
-    redis_store.py    the Redis back end, its scripts in lua/*.lua
+    redis_store.py    the Redis back end
+    redis_scripts.py  its keys, and what its scripts (lua/*.lua) take and give
     redis_changes.py  long-poll wake-ups over Redis pub/sub
-    sqlite_store.py   the embedded back end
+    sqlite_store.py   the embedded back end, its tables in sqlite_schema.sql
+    sqlite_db.py      its file: a connection a thread, transactions
 """
 
 from __future__ import annotations

@@ -4,26 +4,23 @@ Each change runs the reference transition of ``worker.jobs.Job`` inside one
 ``BEGIN IMMEDIATE`` transaction, so concurrent worker processes never lose an
 update; the counters and the outputs of active jobs change in the same transaction.
 Jobs are counted by state as they change; the next create deletes expired jobs
-(and takes them off the counts), and stats() takes off those expired since, found by
-an index: no read of every job. WAL mode lets the API read while a worker writes.
-Long-polls poll the job's version every 50 ms: the embedded store is for one
-machine. Its tables are in ``sqlite_schema.sql``.
+(and takes them off the counts), and stats() takes off those expired since, found
+by an index: no read of every job. Long-polls poll the job's version every 50 ms:
+the embedded store is for one machine. Its tables are in ``sqlite_schema.sql``, its
+file in ``sqlite_db``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from importlib import resources
 from pathlib import Path
 
 from worker.jobs import ACTIVE_JOB_STATES, STALE_AFTER, ImageState, Job, JobState
-from worker.store.errors import OutputsBusy, StoreUnavailable
+from worker.store.errors import OutputsBusy
 from worker.store.metrics import Stats, counter_increments, stats_from_counters
 from worker.store.protocol import (
     Move,
@@ -34,9 +31,8 @@ from worker.store.protocol import (
     missing_step,
     output_claims,
 )
+from worker.store.sqlite_db import Database
 
-SCHEMA = resources.files("worker.store").joinpath("sqlite_schema.sql").read_text("utf-8")
-SCHEMA_VERSION = 1
 _JOB_COLUMNS = (
     "state", "started_at", "finished_at", "done", "failed", "cancelled", "running", "next_index",
     "version", "changed_at",
@@ -61,58 +57,23 @@ class SqliteJobStore(ReapOnRead):
         self.ttl = ttl
         self.stale_after = stale_after
         self.clock = clock
-        self._local = threading.local()
-        with self._unavailable():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = self._connection()
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+        self.db = Database(path)
 
-    def _connection(self) -> sqlite3.Connection:
-        """Return this thread's connection (a new one after a fork)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    @contextmanager
-    def _unavailable(self) -> Iterator[None]:
-        """Turn a full, locked or unreadable database into StoreUnavailable."""
-        try:
-            yield
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise StoreUnavailable(f"the job database {self.path} cannot be used: {exc}") from exc
-
-    @contextmanager
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        """Run a block as one transaction (a write transaction unless begin says otherwise)."""
-        with self._unavailable():
-            db = self._connection()
-            db.execute(begin)
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+    def close(self) -> None:
+        """Close this thread's connection to the file."""
+        self.db.close()
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
-        with self._unavailable():
-            self._connection().execute("SELECT 1").fetchone()
+        with self.db.unavailable():
+            self.db.connection().execute("SELECT 1").fetchone()
 
     def create(self, job: Job, *, window: int) -> list[int]:
         """Store a new job and claim its first window of images, unless an output is busy."""
         first = job.first_window(window)
         now = self.clock()
         claims = output_claims(job)
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             expired = "FROM jobs WHERE expires_at < ?"
             for row in db.execute(f"SELECT state, COUNT(*) AS n {expired} GROUP BY state", (now,)):
                 _count(db, row["state"], -row["n"])
@@ -140,12 +101,12 @@ class SqliteJobStore(ReapOnRead):
 
     def read(self, job_id: str) -> Job | None:
         """Return the job as stored, or None."""
-        with self._unavailable():
-            return self._load(self._connection(), job_id)
+        with self.db.unavailable():
+            return self._load(self.db.connection(), job_id)
 
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
-        with self._transaction("BEGIN") as db:
+        with self.db.transaction("BEGIN") as db:
             rows = db.execute(
                 "SELECT id FROM jobs WHERE expires_at >= ? ORDER BY created_at DESC"
                 " LIMIT ? OFFSET ?",
@@ -184,8 +145,8 @@ class SqliteJobStore(ReapOnRead):
     def peek(self, job_id: str) -> Peek | None:
         """Return the job's version, whether it is finished and when it last changed."""
         query = "SELECT version, finished_at, changed_at FROM jobs WHERE id = ? AND expires_at >= ?"
-        with self._unavailable():
-            row = self._connection().execute(query, (job_id, self.clock())).fetchone()
+        with self.db.unavailable():
+            row = self.db.connection().execute(query, (job_id, self.clock())).fetchone()
         if row is None:
             return None
         return Peek(row["version"], row["finished_at"] is not None, row["changed_at"] or 0.0)
@@ -211,7 +172,7 @@ class SqliteJobStore(ReapOnRead):
     def stats(self) -> Stats:
         """Return counts of jobs by state (less those expired since), images and op times."""
         jobs: dict[str, int] = dict.fromkeys(JobState, 0)
-        with self._transaction("BEGIN") as db:
+        with self.db.transaction("BEGIN") as db:
             for row in db.execute("SELECT state, n FROM job_counts"):
                 jobs[row["state"]] = row["n"]
             for row in db.execute(
@@ -225,7 +186,7 @@ class SqliteJobStore(ReapOnRead):
     @contextmanager
     def _changing(self, job_id: str) -> Iterator[tuple[sqlite3.Connection, Job | None]]:
         """Load a job for a change in one transaction, then write back what changed."""
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             job = self._load(db, job_id)
             if job is None:
                 yield db, None
@@ -283,16 +244,17 @@ def _count(db: sqlite3.Connection, state: str, change: int) -> None:
 
 
 def _busy_outputs(db: sqlite3.Connection, keys: list[str]) -> dict[str, str]:
-    """Return which of these outputs a queued or running job writes, and which job."""
+    """Return which of these outputs a queued or running job writes, and which job.
+
+    A job's rows leave the table in the change that settles or cancels it, and with
+    the job when it expires: every row is a queued or running job's.
+    """
     busy: dict[str, str] = {}
-    active = sorted(ACTIVE_JOB_STATES)
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         rows = db.execute(
-            "SELECT o.path, o.job_id FROM outputs o JOIN jobs j ON j.id = o.job_id"
-            f" WHERE o.path IN ({', '.join('?' * len(chunk))})"
-            f" AND j.state IN ({', '.join('?' * len(active))})",
-            (*chunk, *active),
+            f"SELECT path, job_id FROM outputs WHERE path IN ({', '.join('?' * len(chunk))})",
+            chunk,
         )
         busy.update((row["path"], row["job_id"]) for row in rows)
     return busy
