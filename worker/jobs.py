@@ -234,8 +234,11 @@ class Job:
         self._bump(now)
 
     def is_stale(self, older_than: float) -> bool:
-        """Return whether the job is unfinished but no worker moved it since older_than."""
-        if self.state in FINAL_JOB_STATES:
+        """Return whether the job is unfinished but no worker moved it since older_than.
+
+        A cancelled job is unfinished while an image still runs: its worker may be gone.
+        """
+        if self.finished:
             return False
         stuck = any(
             i.state == ImageState.RUNNING and (i.started or 0.0) < older_than for i in self.images

@@ -1,5 +1,6 @@
 -- reap.lua: fail the images whose worker is gone (worker.jobs.Job.reap): those running
--- since before older_than, and the queued ones too when the job has not moved since.
+-- since before older_than, and the queued ones too when the job has not moved since;
+-- a cancelled job's running images too (it is not finished until they are).
 --
 -- KEYS[1]  the job's hash
 -- ARGV[1]  constants (prelude.lua)
@@ -11,7 +12,7 @@
 -- Returns how many images it failed.
 
 local older_than, now, lost, idle_error = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-if redis.call('EXISTS', key) == 0 or not active(field('state')) then return 0 end
+if redis.call('EXISTS', key) == 0 or finished() then return 0 end
 local idle = num('changed_at') < older_than
 local n = 0
 for i = 0, num('total') - 1 do
