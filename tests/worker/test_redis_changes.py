@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import RedisServer, finish_image, start_image
-from tests.worker.test_store import make_job
+from tests.support import RedisServer, finish_image, make_job, start_image
 from worker.store import Finish, Move, StoreUnavailable, redis_store
 from worker.store.redis_changes import (
     CHANNEL,

@@ -4,44 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import fakeredis
 import pytest
 import redis
 
-from tests.support import claim_next, finish_image, start_image
-from worker.jobs import ImageRecord, Job, new_job_id
+from tests.support import Clock, OpenStore, claim_next, finish_image, make_job, start_image
 from worker.store import BUCKETS, Finish, JobStore, Move, Peek, Step, StoreUnavailable
 from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
-
-
-@pytest.fixture(params=["sqlite", "fakeredis", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    """Yield an empty store of each kind."""
-    if request.param == "sqlite":
-        yield SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=3600)
-    elif request.param == "fakeredis":
-        yield RedisJobStore(fakeredis.FakeRedis(), ttl=3600)
-    else:
-        url = request.getfixturevalue("redis_url")
-        yield RedisJobStore.from_url(url, ttl=3600)
-
-
-def make_job(images: int = 3, created_at: float | None = None, *, folder: str = "out") -> Job:
-    """Return a new job of n images, writing folder/<n>.jpg (one writer an output)."""
-    return Job(
-        id=new_job_id(),
-        operations=[{"op": "resize", "factor": 0.5}],
-        encode={"jpeg_quality": 90},
-        images=[
-            ImageRecord(f"in/{n}.jpg", f"{folder}/{n}.jpg", [f"{folder}/{n}.jpg"])
-            for n in range(images)
-        ],
-        created_at=time.time() if created_at is None else created_at,
-    )
 
 
 def states(store: JobStore, job_id: str) -> list[str]:
@@ -418,3 +390,38 @@ def test_spec_is_the_job_as_created_whatever_its_progress(store: JobStore) -> No
     assert spec is not None
     assert spec.spec() == job.spec() and [i.state for i in spec.images] == ["queued", "queued"]
     assert store.step("nope", Move(spec=True)).spec is None
+
+
+def test_a_read_fails_the_images_no_worker_moved_for_stale_after(open_store: OpenStore) -> None:
+    clock = Clock()
+    store = open_store(stale_after=60, clock=clock)
+    job = make_job(images=2)
+    store.create(job, window=2)
+    start_image(store, job.id, 0)
+    clock.now += 59
+    assert states(store, job.id) == ["running", "queued"]
+    clock.now += 2
+    got = store.get(job.id)
+    assert got is not None and (got.state, got.finished_at) == ("failed", clock.now)
+    assert [image.error for image in got.images] == [
+        "no worker finished this image within 60 s of starting it "
+        "(the worker was lost, or the hard time limit killed it)",
+        "no worker started this image: the job made no progress for 60 s "
+        "(are the workers running?)",
+    ]
+
+
+def test_a_cancelled_job_whose_running_image_lost_its_worker_finishes_on_a_read(
+    open_store: OpenStore,
+) -> None:
+    clock = Clock()
+    store = open_store(stale_after=60, clock=clock)
+    job = make_job(images=2)
+    store.create(job, window=2)
+    start_image(store, job.id, 0)
+    cancelled = store.cancel(job.id)
+    assert cancelled is not None and cancelled.finished_at is None  # image 0 still runs
+    clock.now += 61
+    got = store.get(job.id)
+    assert got is not None and (got.state, got.finished_at) == ("cancelled", clock.now)
+    assert states(store, job.id) == ["failed", "cancelled"]
