@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from typing import cast
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.retry import Retry
 
 from worker.image_errors import idle_message, stale_message
 from worker.jobs import STALE_AFTER, Job
@@ -64,9 +66,18 @@ class RedisJobStore(ReapOnRead):
 
     @classmethod
     def from_url(cls, url: str, *, ttl: int, stale_after: float = STALE_AFTER) -> RedisJobStore:
-        """Connect to the Redis at url; a call that gets no answer in 2 s fails."""
+        """Connect to the Redis at url; a call that gets no answer in 2 s fails.
+
+        Nothing is tried again inside redis-py, whatever its version's defaults: a script
+        that timed out may have run, so the store's callers decide (a worker retries, the
+        API answers 503).
+        """
         client = redis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+            url,
+            socket_connect_timeout=2,
+            socket_timeout=2,
+            health_check_interval=30,
+            retry=Retry(NoBackoff(), 0),
         )
         return cls(client, ttl=ttl, stale_after=stale_after)
 
