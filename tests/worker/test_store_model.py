@@ -132,8 +132,7 @@ class StoreMachine(RuleBasedStateMachine):
         event(f"started: {expected.started}")
         assert got == expected
         if finished and move.finish is not None:
-            outcome = "failed" if move.finish.error else "succeeded"
-            for name, increment in counter_increments(outcome, move.finish.timings):
+            for name, increment in counter_increments(move.finish.error, move.finish.timings):
                 self.counters[name] = self.counters.get(name, 0.0) + increment
 
     @rule(data=st.data(), max_attempts=st.integers(1, 3))

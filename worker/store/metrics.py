@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.jobs import ImageState
+
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Upper bounds (seconds) of the per-operation time histogram."""
 
@@ -42,8 +44,11 @@ def bucket_index(seconds: float) -> int:
     return len(BUCKETS)
 
 
-def counter_increments(outcome: str, timings: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Return the (counter, increment) pairs one finished image adds to the stats."""
+def counter_increments(
+    error: str | None, timings: list[tuple[str, float]]
+) -> list[tuple[str, float]]:
+    """Return the (counter, increment) pairs an image that ended (failed with an error) adds."""
+    outcome = ImageState.FAILED if error else ImageState.SUCCEEDED
     pairs: list[tuple[str, float]] = [(f"images:{outcome}", 1.0)]
     for op, seconds in timings:
         pairs += [
@@ -56,7 +61,7 @@ def counter_increments(outcome: str, timings: list[tuple[str, float]]) -> list[t
 
 def stats_from_counters(jobs: dict[str, int], values: dict[str, Any]) -> Stats:
     """Rebuild Stats from flat counters named as counter_increments names them."""
-    images = {"succeeded": 0, "failed": 0}
+    images = {str(ImageState.SUCCEEDED): 0, str(ImageState.FAILED): 0}
     operations: dict[str, OperationTimes] = {}
     for name, value in values.items():
         kind, _, rest = str(name).partition(":")

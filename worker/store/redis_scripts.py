@@ -90,9 +90,8 @@ def move_json(move: Move) -> str:
     """Return a move as step.lua takes it: a JSON object of only what it asks for."""
     asked: dict[str, Any] = {}
     if move.finish is not None:
-        outcome = "failed" if move.finish.error else "succeeded"
         asked["finish"] = move.finish.index
-        asked["counters"] = counter_increments(outcome, move.finish.timings)
+        asked["counters"] = counter_increments(move.finish.error, move.finish.timings)
         if move.finish.error:
             asked["error"] = move.finish.error
     if move.start is not None:

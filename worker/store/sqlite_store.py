@@ -122,11 +122,10 @@ class SqliteJobStore(ReapOnRead):
                 return missing_step(move)
             step, finished = apply_move(job, move, self.clock())
             if finished and move.finish is not None:
-                outcome = "failed" if move.finish.error else "succeeded"
                 db.executemany(
                     "INSERT INTO stats (name, value) VALUES (?, ?)"
                     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    counter_increments(outcome, move.finish.timings),
+                    counter_increments(move.finish.error, move.finish.timings),
                 )
             return step
 
