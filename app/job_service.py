@@ -60,11 +60,10 @@ def _store_then_enqueue(services: Services, job: Job, first: list[range]) -> Non
     """Store the job, then enqueue its first tasks; withdraw it if they cannot be."""
     try:
         services.store.create(job, window=services.settings.job_window)
-    except OutputsBusy as exc:
-        where, writer = pointer("images", exc.index, "output"), f"job {exc.other_job}"
-        raise InvalidJob.of(
-            [Problem(where, f"output {exc.output!r} is also written by {writer}, still at work")]
-        ) from None
+    except OutputsBusy as exc:  # one writer per output
+        detail = f"output {exc.output!r} is also written by job {exc.other_job}, which is "
+        where = pointer("images", exc.index, "output")
+        raise InvalidJob.of([Problem(where, detail + "queued or running")]) from None
     except StoreTimedOut as exc:
         _withdraw(services, job.id)  # if it was stored, no task of it was sent
         raise ServiceUnavailable(
