@@ -19,11 +19,12 @@ from flask.typing import ResponseReturnValue
 from app.backends import Backends, backends
 from app.errors import InvalidJob, JobNotFound, ServiceUnavailable, TooManyWaits
 from app.request_parsing import query_number, read_json_body
-from app.validation import JobProblems, validate_job
+from app.validation import JobProblems, pointer, validate_job
+from pipeline import Problem
 from worker.job_queue import SubmitFailed
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.settings import Settings
-from worker.store import StoreUnavailable
+from worker.store import OutputsBusy, StoreUnavailable
 
 MAX_WAIT_SECONDS = 30.0
 PROGRESS_INTERVAL = 0.25
@@ -107,6 +108,10 @@ def submit(found: Backends, job: Job, *, wait: float = 0.0) -> Job:
     with found.store.following(job.id) if wait > 0 else contextlib.nullcontext():
         try:
             found.queue.submit(job)
+        except OutputsBusy as exc:  # one writer per output
+            detail = f"output {exc.output!r} is also written by job {exc.other_job}, which is "
+            where = pointer("images", exc.index, "output")
+            raise InvalidJob.of([Problem(where, detail + "queued or running")]) from None
         except SubmitFailed as exc:
             if not exc.may_exist:
                 raise ServiceUnavailable(exc.detail) from None

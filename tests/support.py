@@ -1,4 +1,4 @@
-"""Helpers the test packages share: a private redis-server, a recording queue."""
+"""Helpers the test packages share: a private redis-server, a recording queue, worker steps."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis
+
+from worker.jobs import ImageRecord, Job, Start, new_job_id
+from worker.store import Finish, JobStore, Move
 
 
 def free_port() -> int:
@@ -149,3 +152,56 @@ def fill(folder: Path) -> Path:
                 while True:
                     out.write(b"\0" * chunk)
     return filler
+
+
+OpenStore = Callable[..., JobStore]
+"""Open a store, with the keyword arguments ttl, stale_after and clock the stores take."""
+
+
+def start_image(store: JobStore, job_id: str, index: int, *, max_attempts: int = 3) -> Start:
+    """Start an image as a worker does (one step); return the store's decision."""
+    started = store.step(job_id, Move(start=index, max_attempts=max_attempts)).started
+    assert started is not None
+    return started
+
+
+def finish_image(
+    store: JobStore,
+    job_id: str,
+    index: int,
+    *,
+    error: str | None = None,
+    timings: list[tuple[str, float]] | None = None,
+) -> None:
+    """Record a running image's outcome as a worker does (one step)."""
+    store.step(job_id, Move(finish=Finish(index, error, timings or [])))
+
+
+def claim_next(store: JobStore, job_id: str, *, count: int = 1, window: int = 1) -> range:
+    """Take the job's next images for a task as a worker does (one step)."""
+    return store.step(job_id, Move(claim=count, window=window)).claimed
+
+
+def make_job(images: int = 3, created_at: float | None = None, *, folder: str = "out") -> Job:
+    """Return a new job of n images, writing folder/<n>.jpg (one writer an output)."""
+    return Job(
+        id=new_job_id(),
+        operations=[{"op": "resize", "factor": 0.5}],
+        encode={"jpeg_quality": 90},
+        images=[
+            ImageRecord(f"in/{n}.jpg", f"{folder}/{n}.jpg", [f"{folder}/{n}.jpg"])
+            for n in range(images)
+        ],
+        created_at=time.time() if created_at is None else created_at,
+    )
+
+
+class Clock:
+    """A clock only the test moves, for a store's clock argument."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        """Return the time now."""
+        return self.now

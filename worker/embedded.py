@@ -26,6 +26,7 @@ from worker.dispatch import enqueue_images
 from worker.jobs import Job
 from worker.settings import Settings
 from worker.state_folder import lock_state_folder
+from worker.store import Move
 from worker.store.sqlite_store import SqliteJobStore
 
 Enqueue = Callable[[str, list[range]], None]
@@ -73,7 +74,7 @@ def redeliver_unfinished(
         left = unfinished_below_next(job)
         batches = redelivery(left, settings.job_window)
         while len(batches) < settings.job_window:
-            claimed = store.claim_next(job_id, window=settings.job_window)
+            claimed = store.step(job_id, Move(claim=1, window=settings.job_window)).claimed
             if not claimed:
                 break
             batches.append(claimed)

@@ -12,28 +12,50 @@ has settled, then ``succeeded``, ``failed`` (every image failed) or
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-JobState = Literal["queued", "running", "succeeded", "failed", "partially_failed", "cancelled"]
-ImageState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-Start = Literal["run", "skip", "gave_up"]
-"""What a worker should do with an image it was handed: run it, or not."""
+from worker.image_errors import gave_up_message, idle_message, stale_message
 
-JOB_STATES: tuple[JobState, ...] = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "partially_failed",
-    "cancelled",
-)
-FINAL_JOB_STATES: frozenset[str] = frozenset(
-    {"succeeded", "failed", "partially_failed", "cancelled"}
-)
-FINAL_IMAGE_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+class JobState(enum.StrEnum):
+    """Where a job stands; the stores' scripts get these names as arguments."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIALLY_FAILED = "partially_failed"
+    CANCELLED = "cancelled"
+
+
+class ImageState(enum.StrEnum):
+    """Where one image of a job stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Start(enum.StrEnum):
+    """What a worker should do with an image it was handed: run it, or not."""
+
+    RUN = "run"
+    SKIP = "skip"
+    GAVE_UP = "gave_up"
+
+
+ACTIVE_JOB_STATES: frozenset[JobState] = frozenset({JobState.QUEUED, JobState.RUNNING})
+"""A job in these states may still write its outputs: no other job may share one."""
+FINAL_JOB_STATES: frozenset[JobState] = frozenset(JobState) - ACTIVE_JOB_STATES
+FINAL_IMAGE_STATES = frozenset(ImageState) - {ImageState.QUEUED, ImageState.RUNNING}
+STALE_AFTER = 360
+"""Seconds after which an image that no worker moved is failed (IMGSERVE_STALE_AFTER)."""
 
 
 def new_job_id() -> str:
@@ -49,13 +71,6 @@ def iso(timestamp: float | None) -> str | None:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def settled_state(total: int, failed: int) -> JobState:
-    """Return the final state of a job whose images have all settled."""
-    if failed == total:
-        return "failed"
-    return "partially_failed" if failed else "succeeded"
-
-
 @dataclass
 class ImageRecord:
     """One image of a job: its paths as the request wrote them, its state and outputs."""
@@ -63,7 +78,7 @@ class ImageRecord:
     input: str
     output: str
     outputs: list[str]
-    state: ImageState = "queued"
+    state: ImageState = ImageState.QUEUED
     error: str | None = None
     attempts: int = 0
     started: float | None = None
@@ -74,7 +89,7 @@ class ImageRecord:
             "input": self.input,
             "output": self.output,
             "state": self.state,
-            "outputs": self.outputs if self.state == "succeeded" else [],
+            "outputs": self.outputs if self.state == ImageState.SUCCEEDED else [],
             "error": self.error,
         }
 
@@ -88,7 +103,7 @@ class Job:
     encode: dict[str, Any]
     images: list[ImageRecord]
     created_at: float
-    state: JobState = "queued"
+    state: JobState = JobState.QUEUED
     started_at: float | None = None
     finished_at: float | None = None
     done: int = 0
@@ -157,7 +172,7 @@ class Job:
 
     # The transitions below are the reference semantics of the job record. The SQLite
     # store applies them inside one transaction; the Redis store's Lua scripts mirror
-    # them, and tests/worker/test_store.py holds both to the same behaviour.
+    # them, and tests/worker/test_store_model.py holds every store to them.
 
     def first_window(self, window: int) -> list[int]:
         """Return the images of the job's first tasks, one image each: up to window of them."""
@@ -180,30 +195,30 @@ class Job:
         """Mark an image running and count the attempt, unless it must not run."""
         image = self.images[index]
         if image.state in FINAL_IMAGE_STATES:
-            return "skip"
-        if image.state == "running":  # a redelivery: its earlier attempt died
+            return Start.SKIP
+        if image.state == ImageState.RUNNING:  # a redelivery: its earlier attempt died
             self.running -= 1
-        if self.state == "cancelled":
-            self._settle_image(image, "cancelled", None, now)
-            return "skip"
+        if self.state == JobState.CANCELLED:
+            self._settle_image(image, ImageState.CANCELLED, None, now)
+            return Start.SKIP
         image.attempts += 1
         if image.attempts > max_attempts:
-            self._settle_image(image, "failed", gave_up_message(max_attempts), now)
-            return "gave_up"
-        image.state, image.started = "running", now
+            self._settle_image(image, ImageState.FAILED, gave_up_message(max_attempts), now)
+            return Start.GAVE_UP
+        image.state, image.started = ImageState.RUNNING, now
         self.running += 1
-        if self.state == "queued":
-            self.state, self.started_at = "running", now
+        if self.state == JobState.QUEUED:
+            self.state, self.started_at = JobState.RUNNING, now
         self._bump(now)
-        return "run"
+        return Start.RUN
 
     def finish_image(self, index: int, *, error: str | None, now: float) -> bool:
         """Settle a running image as succeeded or failed; False if it was not running."""
         image = self.images[index]
-        if image.state != "running":
+        if image.state != ImageState.RUNNING:
             return False
         self.running -= 1
-        self._settle_image(image, "failed" if error else "succeeded", error, now)
+        self._settle_image(image, ImageState.FAILED if error else ImageState.SUCCEEDED, error, now)
         return True
 
     def cancel(self, now: float) -> None:
@@ -211,18 +226,23 @@ class Job:
         if self.state in FINAL_JOB_STATES:
             return
         for image in self.images:
-            if image.state == "queued":
-                image.state = "cancelled"
+            if image.state == ImageState.QUEUED:
+                image.state = ImageState.CANCELLED
                 self.cancelled += 1
-        self.state = "cancelled"
+        self.state = JobState.CANCELLED
         self._settle(now)
         self._bump(now)
 
     def is_stale(self, older_than: float) -> bool:
-        """Return whether the job is unfinished but no worker moved it since older_than."""
-        if self.state in FINAL_JOB_STATES:
+        """Return whether the job is unfinished but no worker moved it since older_than.
+
+        A cancelled job is unfinished while an image still runs: its worker may be gone.
+        """
+        if self.finished:
             return False
-        stuck = any(i.state == "running" and (i.started or 0.0) < older_than for i in self.images)
+        stuck = any(
+            i.state == ImageState.RUNNING and (i.started or 0.0) < older_than for i in self.images
+        )
         return stuck or (self.changed_at or self.created_at) < older_than
 
     def reap(self, *, older_than: float, now: float) -> int:
@@ -236,11 +256,11 @@ class Job:
         seconds = now - older_than
         reaped = 0
         for image in self.images:
-            if image.state == "running" and (image.started or 0.0) < older_than:
+            if image.state == ImageState.RUNNING and (image.started or 0.0) < older_than:
                 self.running -= 1
-                self._settle_image(image, "failed", stale_message(seconds), now)
-            elif image.state == "queued" and idle:
-                self._settle_image(image, "failed", idle_message(seconds), now)
+                self._settle_image(image, ImageState.FAILED, stale_message(seconds), now)
+            elif image.state == ImageState.QUEUED and idle:
+                self._settle_image(image, ImageState.FAILED, idle_message(seconds), now)
             else:
                 continue
             reaped += 1
@@ -251,9 +271,9 @@ class Job:
     ) -> None:
         """Put an image in a final state, count it, and settle the job if it was the last."""
         image.state, image.error = state, error
-        if state == "succeeded":
+        if state == ImageState.SUCCEEDED:
             self.done += 1
-        elif state == "failed":
+        elif state == ImageState.FAILED:
             self.failed += 1
         else:
             self.cancelled += 1
@@ -267,32 +287,10 @@ class Job:
 
     def _settle(self, now: float) -> None:
         """Give the job its final state once nothing is left to run."""
-        if self.state == "cancelled":
+        if self.state == JobState.CANCELLED:
             if self.running == 0 and self.finished_at is None:
                 self.finished_at = now
         elif self.done + self.failed + self.cancelled >= self.total:
-            self.state, self.finished_at = settled_state(self.total, self.failed), now
-
-
-def gave_up_message(max_attempts: int) -> str:
-    """Return the error of an image whose worker died on every attempt."""
-    return (
-        f"gave up after {max_attempts} attempts: the worker processing this image "
-        "stopped each time (killed, or out of memory)"
-    )
-
-
-def stale_message(seconds: float) -> str:
-    """Return the error of an image whose worker went silent."""
-    return (
-        f"no worker finished this image within {seconds:.0f} s of starting it "
-        "(the worker was lost, or the hard time limit killed it)"
-    )
-
-
-def idle_message(seconds: float) -> str:
-    """Return the error of a queued image of a job that no worker moved for too long."""
-    return (
-        f"no worker started this image: the job made no progress for {seconds:.0f} s "
-        "(are the workers running?)"
-    )
+            partly = JobState.PARTIALLY_FAILED if self.failed else JobState.SUCCEEDED
+            self.state = JobState.FAILED if self.failed == self.total else partly
+            self.finished_at = now

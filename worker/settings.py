@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import Limits
+from worker.jobs import STALE_AFTER
 
 
 class SettingsError(ValueError):
@@ -41,7 +42,7 @@ class Settings:
     max_outputs: int = 256
     max_pixels: int = 100_000_000
     max_input_bytes: int = 200 * 1024 * 1024
-    stale_after: int = 360
+    stale_after: int = STALE_AFTER
     batch_ms: int = 250
     task_events: bool = False
     concurrency: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))

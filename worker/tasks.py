@@ -28,7 +28,7 @@ from worker.jobs import Job, Start
 from worker.memory import keep_large_allocations
 from worker.paths import UnsafePath, resolve_in_root
 from worker.settings import Settings
-from worker.store import Finish, JobStore, StoreUnavailable, open_store
+from worker.store import Finish, JobStore, Move, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def handle_images(
     began = time.perf_counter()
     job = _SPECS.get(job_id)
     step = store.step(
-        job_id, start=batch.start, max_attempts=settings.max_attempts, spec=job is None
+        job_id, Move(start=batch.start, max_attempts=settings.max_attempts, spec=job is None)
     )
     if job is None:
         job = _remember(job_id, step.spec)
@@ -74,7 +74,7 @@ def handle_images(
     index = batch.start
     try:
         for index in batch:
-            decision = step.started or "skip"
+            decision = step.started or Start.SKIP
             decisions.append(decision)
             finish = None
             if decision == "run" and job is not None:
@@ -86,13 +86,12 @@ def handle_images(
                     rest = range(index + 1, batch.stop)
                     break
             if index + 1 < batch.stop:
-                step = store.step(
-                    job_id, finish=finish, start=index + 1, max_attempts=settings.max_attempts
-                )
+                move = Move(finish=finish, start=index + 1, max_attempts=settings.max_attempts)
+                step = store.step(job_id, move)
     except SoftTimeLimitExceeded:  # between two images: the next task redoes this one
         rest = range(index, batch.stop)
     claim = 0 if rest else batch_size(seconds, settings)
-    step = store.step(job_id, finish=finish, claim=claim, window=share)
+    step = store.step(job_id, Move(finish=finish, claim=claim, window=share))
     if rest:
         enqueue(job_id, [rest])
     if step.claimed:
@@ -165,7 +164,7 @@ def _parsed(job: Job, settings: Settings) -> tuple[pipeline.Chain, pipeline.Enco
 
 def enqueue_next(store: JobStore, settings: Settings, job_id: str, enqueue: Enqueue) -> None:
     """Keep the job's window full: enqueue its next task, if any, at the back of the queue."""
-    following = store.claim_next(job_id, window=settings.job_window)
+    following = store.step(job_id, Move(claim=1, window=settings.job_window)).claimed
     if following:
         enqueue(job_id, [following])
 
@@ -235,7 +234,7 @@ def _record_hard_time_limit(
     error = f"timed out: stopped at the hard time limit of {settings.hard_time_limit} s"
     store = _store()
     for index in batch:
-        store.finish_image(job_id, index, error=error, timings=[])  # only the running one
+        store.step(job_id, Move(finish=Finish(index, error)))  # only the running one
     job = store.get(job_id)
     rest = [n for n in batch if job is not None and job.images[n].state == "queued"]
     if rest:  # the new task stands for the job's next: the window keeps its size

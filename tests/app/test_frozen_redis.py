@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -19,7 +20,15 @@ from worker.job_queue import JobQueue
 from worker.settings import Settings
 from worker.store.redis_store import RedisJobStore
 
-JOB = {"images": [{"input": "small.png", "output": "o.png"}], "operations": ["resize=0.5"]}
+OUTPUTS = itertools.count()
+
+
+def job() -> dict[str, object]:
+    """Return a small job with an output of its own (one writer an output)."""
+    output = f"o{next(OUTPUTS)}.png"
+    return {"images": [{"input": "small.png", "output": output}], "operations": ["resize=0.5"]}
+
+
 TIMED_OUT = "Redis did not answer in time: Timeout reading from socket"
 
 
@@ -109,7 +118,7 @@ def test_a_fresh_api_answers_post_and_get_with_503_within_3_s_of_a_freeze(
 ) -> None:
     client = api(root, tmp_path, frozen.url, frozen.url)
     frozen.freeze()
-    response, took = timed(lambda: client.post("/jobs", json=JOB))
+    response, took = timed(lambda: client.post("/jobs", json=job()))
     assert took < 3
     assert response.status_code == 503  # type: ignore[attr-defined]
     detail = response.get_json()["detail"]  # type: ignore[attr-defined]
@@ -144,9 +153,9 @@ def test_a_warm_api_answers_503_within_3_s_of_a_freeze_and_202_after_it(
     root: Path, tmp_path: Path, frozen: Freezable
 ) -> None:
     client = api(root, tmp_path, frozen.url, frozen.url)
-    assert client.post("/jobs", json=JOB).status_code == 202
+    assert client.post("/jobs", json=job()).status_code == 202
     frozen.freeze()
-    response, took = timed(lambda: client.post("/jobs", json=JOB))
+    response, took = timed(lambda: client.post("/jobs", json=job()))
     assert took < 3
     assert response.status_code == 503  # type: ignore[attr-defined]
     job_id = response.get_json()["detail"].split(" ")[1]  # type: ignore[attr-defined]
@@ -156,16 +165,16 @@ def test_a_warm_api_answers_503_within_3_s_of_a_freeze_and_202_after_it(
     frozen.thaw()
     # The create was sent before Redis froze and ran when it thawed: the job is withdrawn.
     assert settled(client, job_id) == "cancelled"
-    assert client.post("/jobs", json=JOB).status_code == 202
+    assert client.post("/jobs", json=job()).status_code == 202
 
 
 def test_a_frozen_broker_is_a_503_within_3_s_and_the_job_is_withdrawn(
     root: Path, tmp_path: Path, frozen: Freezable, broker_only: Freezable
 ) -> None:
     client = api(root, tmp_path, frozen.url, broker_only.url)
-    assert client.post("/jobs", json=JOB).status_code == 202  # both warm
+    assert client.post("/jobs", json=job()).status_code == 202  # both warm
     broker_only.freeze()
-    response, took = timed(lambda: client.post("/jobs", json=JOB))
+    response, took = timed(lambda: client.post("/jobs", json=job()))
     assert took < 3
     assert response.status_code == 503  # type: ignore[attr-defined]
     assert response.get_json()["detail"] == (  # type: ignore[attr-defined]

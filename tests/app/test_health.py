@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.backends import Backends
+from tests.support import finish_image, start_image
 from worker.store import StoreUnavailable
 
 PHOTO = "photos/cyclo1.jpg"
@@ -114,8 +115,10 @@ def test_metrics_count_jobs_images_operation_times_and_queue_depth(
     job = client.post(
         "/jobs", json={"images": [{"input": PHOTO, "output": "o.jpg"}], "operations": ["blur=3"]}
     ).get_json()
-    backends.store.start_image(job["id"], 0, max_attempts=3)
-    backends.store.finish_image(job["id"], 0, error=None, timings=[("blur", 0.02), ("decode", 0.3)])
+    start_image(backends.store, job["id"], 0, max_attempts=3)
+    finish_image(
+        backends.store, job["id"], 0, error=None, timings=[("blur", 0.02), ("decode", 0.3)]
+    )
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.mimetype == "text/plain"

@@ -11,8 +11,9 @@ from flask.testing import FlaskClient
 
 from app import create_app, jobs
 from app.backends import Backends
-from tests.support import RecordingQueue
+from tests.support import RecordingQueue, finish_image, start_image
 from worker.settings import Settings
+from worker.store.sqlite_store import SqliteJobStore
 
 PHOTO = "photos/cyclo1.jpg"
 
@@ -79,7 +80,7 @@ def test_long_poll_answers_as_soon_as_the_job_changes(
     client: FlaskClient, backends: Backends
 ) -> None:
     job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
-    threading.Timer(0.3, lambda: backends.store.start_image(job["id"], 0, max_attempts=3)).start()
+    threading.Timer(0.3, lambda: start_image(backends.store, job["id"], 0, max_attempts=3)).start()
     started = time.monotonic()
     response = client.get(f"/jobs/{job['id']}?wait=10")
     waited = time.monotonic() - started
@@ -93,16 +94,16 @@ def test_long_poll_gathers_progress_for_a_quarter_second_but_answers_a_finish_at
     images = [{"input": PHOTO, "output": f"o{n}.jpg"} for n in range(2)]
     job = submit(client, images=images, operations=["blur=3"])
     store = backends.store
-    threading.Timer(0.02, lambda: store.start_image(job["id"], 0, max_attempts=3)).start()
+    threading.Timer(0.02, lambda: start_image(store, job["id"], 0, max_attempts=3)).start()
     started = time.monotonic()
     body = client.get(f"/jobs/{job['id']}?wait=10").get_json()
     assert time.monotonic() - started >= jobs.PROGRESS_INTERVAL == 0.25
     assert (body["state"], body["images"][0]["state"]) == ("running", "running")
 
     def finish() -> None:
-        store.finish_image(job["id"], 0, error=None, timings=[])
-        store.start_image(job["id"], 1, max_attempts=3)
-        store.finish_image(job["id"], 1, error=None, timings=[])
+        finish_image(store, job["id"], 0, error=None, timings=[])
+        start_image(store, job["id"], 1, max_attempts=3)
+        finish_image(store, job["id"], 1, error=None, timings=[])
 
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 5.0)  # a finish does not wait for it
     threading.Timer(0.02, finish).start()
@@ -117,8 +118,8 @@ def test_long_poll_of_a_finished_job_answers_at_once(
     client: FlaskClient, backends: Backends
 ) -> None:
     job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
-    backends.store.start_image(job["id"], 0, max_attempts=3)
-    backends.store.finish_image(job["id"], 0, error=None, timings=[])
+    start_image(backends.store, job["id"], 0, max_attempts=3)
+    finish_image(backends.store, job["id"], 0, error=None, timings=[])
     started = time.monotonic()
     response = client.get(f"/jobs/{job['id']}?wait=30")
     assert time.monotonic() - started < 1
@@ -133,8 +134,8 @@ def test_a_post_with_wait_answers_once_the_job_finished(
 ) -> None:
     def run_it() -> None:
         job_id = backends.store.list_jobs(limit=1, offset=0)[0].id
-        backends.store.start_image(job_id, 0, max_attempts=3)
-        backends.store.finish_image(job_id, 0, error=None, timings=[])
+        start_image(backends.store, job_id, 0, max_attempts=3)
+        finish_image(backends.store, job_id, 0, error=None, timings=[])
 
     timer = threading.Timer(0.4, run_it)
     timer.start()
@@ -219,6 +220,23 @@ def test_list_limits_are_checked(client: FlaskClient) -> None:
     assert response.get_json()["errors"] == [
         {"parameter": "limit", "detail": "limit must be a whole number from 1 to 100, not '0'"}
     ]
+
+
+def test_an_image_running_past_the_stale_limit_is_failed_on_read(
+    client: FlaskClient, backends: Backends
+) -> None:
+    job = submit(client, images=[{"input": PHOTO, "output": "o.jpg"}], operations=["blur=3"])
+    start_image(backends.store, job["id"], 0, max_attempts=3)
+    backends.queue.store = SqliteJobStore(
+        backends.settings.state_dir / "jobs.sqlite3", ttl=backends.settings.job_ttl, stale_after=1
+    )
+    time.sleep(1.1)
+    body = client.get(f"/jobs/{job['id']}").get_json()
+    assert body["state"] == "failed"
+    assert body["images"][0]["error"] == (
+        "no worker finished this image within 1 s of starting it "
+        "(the worker was lost, or the hard time limit killed it)"
+    )
 
 
 def test_nothing_is_written_for_a_submitted_job(client: FlaskClient, root: Path) -> None:

@@ -634,3 +634,28 @@ def test_a_10_mb_chunked_body_is_a_413_read_no_further_than_the_limit(
 def test_a_chunked_body_of_exactly_the_limit_is_read(client: FlaskClient) -> None:
     response = post_chunked(client, CountingBody(LIMIT, A_JOB))
     assert response.status_code == 202
+
+
+def test_an_output_that_a_queued_job_writes_is_refused_naming_that_job(
+    client: FlaskClient, queue: RecordingQueue
+) -> None:
+    first = client.post("/jobs", json={"images": [{"input": PHOTO, "output": "out/a.jpg"}],
+                                       "operations": []}).get_json()  # fmt: skip
+    found = errors(
+        client,
+        {
+            "images": [
+                {"input": PHOTO, "output": "out/b.jpg"},
+                {"input": PHOTO, "output": "./out/a.jpg"},
+            ],
+            "operations": [],
+        },
+    )
+    assert found == [
+        {
+            "pointer": "/images/1/output",
+            "detail": f"output './out/a.jpg' is also written by job {first['id']}, which is "
+            "queued or running",
+        }
+    ]
+    assert [job_id for job_id, _ in queue.sent] == [first["id"]]

@@ -23,6 +23,7 @@ accept), so that a case the API should refuse is still sent as generated.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.backends import Backends
+from tests.support import finish_image, start_image
 
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 
@@ -78,26 +80,27 @@ PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 PHOTOS = ("photos/cyclo1.jpg", "photos/cyclo2.jpg", "photos/cyclo3.jpg", "photos/cyclo4.jpg",
           "small.png")  # fmt: skip
 FORMATS = (".jpg", ".png", ".webp", ".tif", ".bmp")
+SUBMISSIONS = itertools.count()
 
 
 @pytest.fixture
 def job_ids(client: FlaskClient, backends: Backends) -> list[str]:
     """Return the ids of four stored jobs: queued, running, succeeded and cancelled."""
     ids = []
-    for _ in range(4):
+    for n in range(4):  # one writer an output: each job writes its own folder
         response = client.post(
             "/jobs",
-            json={"images": [{"input": p, "output": f"out/{p}"} for p in PHOTOS[:2]],
+            json={"images": [{"input": p, "output": f"out/{n}/{p}"} for p in PHOTOS[:2]],
                   "operations": ["resize=0.5", {"op": "blur", "kernel": 3}]},
         )  # fmt: skip
         assert response.status_code == 202, response.get_json()
         ids.append(response.get_json()["id"])
     _, running, succeeded, cancelled = ids
     store = backends.store
-    assert store.start_image(running, 0, max_attempts=3) == "run"
+    assert start_image(store, running, 0, max_attempts=3) == "run"
     for index in (0, 1):
-        assert store.start_image(succeeded, index, max_attempts=3) == "run"
-        store.finish_image(succeeded, index, error=None, timings=[("decode", 0.01)])
+        assert start_image(store, succeeded, index, max_attempts=3) == "run"
+        finish_image(store, succeeded, index, error=None, timings=[("decode", 0.01)])
     assert client.delete(f"/jobs/{cancelled}").status_code == 200
     return ids
 
@@ -131,10 +134,11 @@ def steer(case: Case, pick: int | None, job_ids: list[str]) -> Case:
         pick = None
     body = case.body
     if pick is not None and case.operation.label == "POST /jobs" and isinstance(body, dict):
+        folder = next(SUBMISSIONS)  # one writer an output: a job never waits for another's
         for i, image in enumerate(body.get("images") or []):
             if isinstance(image, dict):
                 image["input"] = PHOTOS[(pick + i) % len(PHOTOS)]
-                image["output"] = f"out/{pick}/{i}{FORMATS[(pick + i) % len(FORMATS)]}"
+                image["output"] = f"out/{pick}/{folder}/{i}{FORMATS[(pick + i) % len(FORMATS)]}"
     if pick is not None and case.path_parameters and "job_id" in case.path_parameters:
         case.path_parameters["job_id"] = job_ids[pick % len(job_ids)]
     if case.query and "wait" in case.query:

@@ -12,7 +12,6 @@ from kombu.messaging import Producer
 from redis.connection import AbstractConnection
 
 from tests.worker.test_store import make_job
-from worker.broker import Held
 from worker.celery_app import QUEUE, make_celery
 from worker.job_queue import JobQueue
 from worker.settings import Settings
@@ -93,12 +92,6 @@ def test_a_broker_that_refuses_gives_a_ping_error_and_no_depth(tmp_path: Path) -
         queue.ping()
     with pytest.raises(Exception, match=r"Connection refused"):
         queue.depth()
-
-
-def test_the_sqlite_store_cannot_push_messages(tmp_path: Path) -> None:
-    store = SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=3600)
-    with pytest.raises(ValueError, match=r"^the SQLite store cannot push broker messages$"):
-        store.create(make_job(), window=1, messages=[Held(QUEUE, "{}")])
 
 
 def count_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:

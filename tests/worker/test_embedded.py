@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RecordingQueue
+from tests.support import RecordingQueue, claim_next, finish_image, start_image
 from worker.embedded import redeliver_unfinished, redelivery
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.settings import Settings
@@ -16,8 +16,12 @@ from worker.store.sqlite_store import SqliteJobStore
 
 def make_job(images: int) -> Job:
     """Return a new job of n images."""
-    records = [ImageRecord(f"in/{n}.jpg", f"out/{n}.jpg", [f"out/{n}.jpg"]) for n in range(images)]
-    return Job(new_job_id(), [{"op": "grayscale"}], {}, records, created_at=time.time())
+    job_id = new_job_id()  # each job writes a folder of its own: one writer an output
+    out = f"out/{job_id}"
+    records = [
+        ImageRecord(f"in/{n}.jpg", f"{out}/{n}.jpg", [f"{out}/{n}.jpg"]) for n in range(images)
+    ]
+    return Job(job_id, [{"op": "grayscale"}], {}, records, created_at=time.time())
 
 
 @pytest.fixture
@@ -35,9 +39,9 @@ def store(settings: Settings) -> SqliteJobStore:
 
 def run(store: SqliteJobStore, job: Job, index: int, *, finish: bool) -> None:
     """Start an image, and finish it when asked (else it stays running, as a killed one)."""
-    assert store.start_image(job.id, index, max_attempts=3) == "run"
+    assert start_image(store, job.id, index, max_attempts=3) == "run"
     if finish:
-        store.finish_image(job.id, index, error=None, timings=[])
+        finish_image(store, job.id, index, error=None, timings=[])
 
 
 def test_the_queue_is_emptied_and_each_unfinished_image_given_out_is_enqueued_once(
@@ -45,8 +49,8 @@ def test_the_queue_is_emptied_and_each_unfinished_image_given_out_is_enqueued_on
 ) -> None:
     job = make_job(20)
     store.create(job, window=4)  # 0-3, one a task
-    assert store.claim_next(job.id, count=6, window=4) == range(4, 8)  # 1/4 of what is left
-    assert store.claim_next(job.id, count=2, window=4) == range(8, 10)
+    assert claim_next(store, job.id, count=6, window=4) == range(4, 8)  # 1/4 of what is left
+    assert claim_next(store, job.id, count=2, window=4) == range(8, 10)
     for n in (0, 1, 4):
         run(store, job, n, finish=True)
     run(store, job, 5, finish=False)  # the dead worker's, running when it died
@@ -93,7 +97,7 @@ def test_finished_jobs_are_left_alone_and_a_cancelled_one_settles_its_running_im
     queue = RecordingQueue()
     redeliver_unfinished(store, settings, queue.enqueue)
     assert queue.tasks == [(cancelled.id, range(1, 2))]
-    assert store.start_image(cancelled.id, 1, max_attempts=3) == "skip"
+    assert start_image(store, cancelled.id, 1, max_attempts=3) == "skip"
     after = store.get(cancelled.id)
     assert after is not None and after.finished and after.images[1].state == "cancelled"
 

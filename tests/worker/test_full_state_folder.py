@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import fill, small_tmpfs
+from tests.support import fill, small_tmpfs, start_image
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.store import StoreUnavailable
 from worker.store.sqlite_store import SqliteJobStore
@@ -15,8 +15,12 @@ from worker.store.sqlite_store import SqliteJobStore
 
 def make_job(images: int) -> Job:
     """Return a new job of n images."""
-    records = [ImageRecord(f"in/{n}.jpg", f"out/{n}.jpg", [f"out/{n}.jpg"]) for n in range(images)]
-    return Job(new_job_id(), [{"op": "grayscale"}], {}, records, created_at=time.time())
+    job_id = new_job_id()  # each job writes a folder of its own: one writer an output
+    out = f"out/{job_id}"
+    records = [
+        ImageRecord(f"in/{n}.jpg", f"{out}/{n}.jpg", [f"{out}/{n}.jpg"]) for n in range(images)
+    ]
+    return Job(job_id, [{"op": "grayscale"}], {}, records, created_at=time.time())
 
 
 def test_a_write_to_a_full_disk_is_store_unavailable_and_the_store_recovers(
@@ -30,9 +34,9 @@ def test_a_write_to_a_full_disk_is_store_unavailable_and_the_store_recovers(
         big = make_job(1000)
         with pytest.raises(StoreUnavailable) as raised:
             store.create(big, window=2)
-        assert str(raised.value) == "the job database cannot be written: database or disk is full"
+        assert str(raised.value) == "the job database cannot be used: database or disk is full"
         assert store.get(big.id) is None
         filler.unlink()
-        assert store.start_image(first.id, 0, max_attempts=3) == "run"  # same connection
+        assert start_image(store, first.id, 0, max_attempts=3) == "run"  # same connection
         assert store.create(big, window=2) == [0, 1]
         assert store.unfinished_jobs() == [first.id, big.id]

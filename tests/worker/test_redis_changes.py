@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import RedisServer
-from tests.worker.test_store import make_job
-from worker.store import Finish, StoreUnavailable, redis_store
+from tests.support import RedisServer, finish_image, make_job, start_image
+from worker.store import Finish, Move, StoreUnavailable, redis_store
 from worker.store.redis_changes import (
     CHANNEL,
     QUIET_SECONDS,
@@ -21,7 +20,8 @@ from worker.store.redis_changes import (
     Wait,
     parse,
 )
-from worker.store.redis_store import RedisJobStore, _key
+from worker.store.redis_scripts import job_key
+from worker.store.redis_store import RedisJobStore
 
 
 def test_a_published_change_names_the_job_its_version_and_whether_it_finished() -> None:
@@ -63,10 +63,10 @@ def store(private_server: RedisServer) -> Iterator[RedisJobStore]:
 def test_many_waits_share_one_subscription_and_each_wakes_for_its_own_job(
     store: RedisJobStore,
 ) -> None:
-    jobs = [make_job(images=1) for _ in range(10)]
+    jobs = [make_job(images=1, folder=f"out{n}") for n in range(10)]
     for job in jobs:
         store.create(job, window=1)
-        store.start_image(job.id, 0, max_attempts=3)
+        start_image(store, job.id, 0, max_attempts=3)
     answered: dict[str, float] = {}
 
     def wait(job_id: str) -> None:
@@ -79,13 +79,13 @@ def test_many_waits_share_one_subscription_and_each_wakes_for_its_own_job(
     time.sleep(0.5)
     assert len(store.client.client_list(_type="pubsub")) == 1
     assert answered == {}
-    store.finish_image(jobs[3].id, 0, error=None, timings=[])
+    finish_image(store, jobs[3].id, 0, error=None, timings=[])
     deadline = time.monotonic() + 5
     while jobs[3].id not in answered and time.monotonic() < deadline:
         time.sleep(0.01)
     assert list(answered) == [jobs[3].id]  # the other nine still wait
     for job in jobs:
-        store.finish_image(job.id, 0, error=None, timings=[])
+        finish_image(store, job.id, 0, error=None, timings=[])
     for thread in threads:
         thread.join(timeout=5)
     assert sorted(answered) == sorted(job.id for job in jobs)
@@ -96,7 +96,7 @@ def test_a_change_whose_message_was_lost_answers_at_the_next_read(store: RedisJo
     store.create(job, window=1)
     # Finished behind the listener's back: no message is published.
     timer = threading.Timer(
-        0.2, lambda: store.client.hset(_key(job.id), mapping={"version": 5, "finished_at": 1.0})
+        0.2, lambda: store.client.hset(job_key(job.id), mapping={"version": 5, "finished_at": 1.0})
     )
     started = time.monotonic()
     timer.start()
@@ -127,7 +127,7 @@ def test_waits_are_woken_by_pub_sub_again_after_redis_comes_back(
     time.sleep(0.5)
     private_server.start()
     store.create(job, window=1)
-    timer = threading.Timer(0.3, lambda: store.start_image(job.id, 0, max_attempts=3))
+    timer = threading.Timer(0.3, lambda: start_image(store, job.id, 0, max_attempts=3))
     timer.start()
     started = time.monotonic()
     store.wait(job.id, version=0, timeout=20)
@@ -150,8 +150,8 @@ def test_progress_is_published_at_most_every_quiet_interval_and_a_finish_always(
     store.create(job, window=40)
     started = time.monotonic()
     for n in range(40):  # 79 changes in well under a second
-        store.step(job.id, finish=Finish(n - 1) if n else None, start=n, max_attempts=3)
-    store.finish_image(job.id, 39, error=None, timings=[])
+        store.step(job.id, Move(finish=Finish(n - 1) if n else None, start=n, max_attempts=3))
+    finish_image(store, job.id, 39, error=None, timings=[])
     elapsed = time.monotonic() - started
     messages = []
     deadline = time.monotonic() + 1
@@ -170,9 +170,9 @@ def test_a_change_left_unpublished_is_seen_by_the_wait_s_own_read(
     monkeypatch.setattr(redis_store, "RECHECK_SECONDS", 30.0)  # only the read at QUIET_SECONDS
     job = make_job(images=2)
     store.create(job, window=2)
-    store.start_image(job.id, 0, max_attempts=3)  # published
+    start_image(store, job.id, 0, max_attempts=3)  # published
     # Within QUIET_SECONDS of that publish: not published.
-    timer = threading.Timer(0.02, lambda: store.start_image(job.id, 1, max_attempts=3))
+    timer = threading.Timer(0.02, lambda: start_image(store, job.id, 1, max_attempts=3))
     started = time.monotonic()
     timer.start()
     store.wait(job.id, version=1, timeout=20)
@@ -189,8 +189,8 @@ def test_a_wait_that_followed_its_job_from_before_it_existed_never_reads_it(
     job = make_job(images=1)
     with store.following(job.id):
         store.create(job, window=1)
-        store.start_image(job.id, 0, max_attempts=3)
-        store.finish_image(job.id, 0, error=None, timings=[])  # finished before the wait
+        start_image(store, job.id, 0, max_attempts=3)
+        finish_image(store, job.id, 0, error=None, timings=[])  # finished before the wait
         started = time.monotonic()
         store.wait(job.id, version=0, timeout=20, coalesce=20)
     assert time.monotonic() - started < 1  # the finish was heard, not found at a recheck
@@ -213,7 +213,7 @@ def test_a_followed_wait_reads_its_job_after_the_subscription_was_lost(
         while listener._subscriptions == before and time.monotonic() < deadline:
             time.sleep(0.01)
         assert listener._subscriptions == before + 1  # subscribed again
-        store.start_image(job.id, 0, max_attempts=3)
+        start_image(store, job.id, 0, max_attempts=3)
         store.wait(job.id, version=0, timeout=20)
     assert reads == [job.id]  # read at once: it answers the change, no recheck needed
 

@@ -4,42 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import fakeredis
 import pytest
 import redis
 
-from worker.jobs import ImageRecord, Job, new_job_id
-from worker.store import BUCKETS, Finish, JobStore, Peek, Step, StoreUnavailable
+from tests.support import Clock, OpenStore, claim_next, finish_image, make_job, start_image
+from worker.store import BUCKETS, Finish, JobStore, Move, Peek, Step, StoreUnavailable
 from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
-
-
-@pytest.fixture(params=["sqlite", "fakeredis", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    """Yield an empty store of each kind."""
-    if request.param == "sqlite":
-        yield SqliteJobStore(tmp_path / "jobs.sqlite3", ttl=3600)
-    elif request.param == "fakeredis":
-        yield RedisJobStore(fakeredis.FakeRedis(), ttl=3600)
-    else:
-        url = request.getfixturevalue("redis_url")
-        yield RedisJobStore.from_url(url, ttl=3600)
-
-
-def make_job(images: int = 3, created_at: float | None = None) -> Job:
-    """Return a new job of n images."""
-    return Job(
-        id=new_job_id(),
-        operations=[{"op": "resize", "factor": 0.5}],
-        encode={"jpeg_quality": 90},
-        images=[
-            ImageRecord(f"in/{n}.jpg", f"out/{n}.jpg", [f"out/{n}.jpg"]) for n in range(images)
-        ],
-        created_at=time.time() if created_at is None else created_at,
-    )
 
 
 def states(store: JobStore, job_id: str) -> list[str]:
@@ -64,14 +38,14 @@ def test_a_new_job_reads_back_queued_with_its_spec(store: JobStore) -> None:
 def test_an_unknown_job_is_none(store: JobStore) -> None:
     assert store.get("nope") is None
     assert store.cancel("nope") is None
-    assert store.claim_next("nope") == range(0)
-    assert store.start_image("nope", 0, max_attempts=3) == "skip"
+    assert claim_next(store, "nope") == range(0)
+    assert start_image(store, "nope", 0, max_attempts=3) == "skip"
 
 
 def test_claim_next_hands_out_each_index_once_then_none(store: JobStore) -> None:
     job = make_job(images=4)
     store.create(job, window=1)
-    claims = [store.claim_next(job.id) for _ in range(4)]
+    claims = [claim_next(store, job.id) for _ in range(4)]
     assert claims == [range(1, 2), range(2, 3), range(3, 4), range(0)]
 
 
@@ -81,16 +55,16 @@ def test_claim_next_takes_a_batch_but_leaves_the_window_a_share_of_the_tail(
     job = make_job(images=40)
     store.create(job, window=4)
     # 36 left, window 4: at most 9 a task; then 27 left (7), 20 (5), 15 (4), 11 (3) ...
-    claims = [store.claim_next(job.id, count=10, window=4) for _ in range(12)]
+    claims = [claim_next(store, job.id, count=10, window=4) for _ in range(12)]
     assert claims == [
         range(4, 13), range(13, 20), range(20, 25), range(25, 29), range(29, 32),
         range(32, 34), range(34, 36), range(36, 37), range(37, 38), range(38, 39),
         range(39, 40), range(0),
     ]  # fmt: skip
-    again = make_job(images=5)
+    again = make_job(images=5, folder="again")
     store.create(again, window=1)
-    assert store.claim_next(again.id, count=3, window=1) == range(1, 4)
-    assert store.claim_next(again.id, count=3, window=1) == range(4, 5)
+    assert claim_next(store, again.id, count=3, window=1) == range(1, 4)
+    assert claim_next(store, again.id, count=3, window=1) == range(4, 5)
 
 
 def test_one_step_finishes_an_image_starts_the_next_and_claims_the_next_task(
@@ -98,31 +72,33 @@ def test_one_step_finishes_an_image_starts_the_next_and_claims_the_next_task(
 ) -> None:
     job = make_job(images=4)
     assert store.create(job, window=2) == [0, 1]
-    first = store.step(job.id, start=0, max_attempts=3, spec=True)
+    first = store.step(job.id, Move(start=0, max_attempts=3, spec=True))
     assert (first.started, first.claimed) == ("run", range(0))
     assert first.spec is not None and first.spec.to_json() == job.to_json()
-    second = store.step(job.id, finish=Finish(0, None, [("resize", 0.01)]), start=1, max_attempts=3)
+    second = store.step(
+        job.id, Move(finish=Finish(0, None, [("resize", 0.01)]), start=1, max_attempts=3)
+    )
     assert (second.started, second.claimed, second.spec) == ("run", range(0), None)
     assert states(store, job.id) == ["succeeded", "running", "queued", "queued"]
-    last = store.step(job.id, finish=Finish(1, "broken", []), claim=5, window=1)
+    last = store.step(job.id, Move(finish=Finish(1, "broken", []), claim=5, window=1))
     assert (last.started, last.claimed) == (None, range(2, 4))
     got = store.get(job.id)
     assert got is not None and got.images[1].error == "broken"
     assert (got.done, got.failed, got.running, got.next_index) == (1, 1, 0, 4)
     assert store.stats().images == {"succeeded": 1, "failed": 1}
-    assert store.step("nope", start=0, claim=1, spec=True) == Step("skip", range(0), None)
-    assert store.step("nope", finish=Finish(0)) == Step(None, range(0), None)
+    assert store.step("nope", Move(start=0, claim=1, spec=True)) == Step("skip", range(0), None)
+    assert store.step("nope", Move(finish=Finish(0))) == Step(None, range(0), None)
 
 
 def test_images_move_the_job_through_running_to_succeeded(store: JobStore) -> None:
     job = make_job(images=2)
     store.create(job, window=2)
-    assert store.start_image(job.id, 0, max_attempts=3) == "run"
+    assert start_image(store, job.id, 0, max_attempts=3) == "run"
     running = store.get(job.id)
     assert running is not None and running.state == "running" and running.started_at is not None
-    store.finish_image(job.id, 0, error=None, timings=[("resize", 0.01)])
-    assert store.start_image(job.id, 1, max_attempts=3) == "run"
-    store.finish_image(job.id, 1, error=None, timings=[])
+    finish_image(store, job.id, 0, error=None, timings=[("resize", 0.01)])
+    assert start_image(store, job.id, 1, max_attempts=3) == "run"
+    finish_image(store, job.id, 1, error=None, timings=[])
     done = store.get(job.id)
     assert done is not None
     assert done.state == "succeeded" and done.finished_at is not None
@@ -144,8 +120,8 @@ def test_the_final_state_follows_the_images(
     job = make_job(images=2)
     store.create(job, window=2)
     for n, error in enumerate(errors):
-        store.start_image(job.id, n, max_attempts=3)
-        store.finish_image(job.id, n, error=error, timings=[])
+        start_image(store, job.id, n, max_attempts=3)
+        finish_image(store, job.id, n, error=error, timings=[])
     got = store.get(job.id)
     assert got is not None and got.state == final
     assert [i["error"] for i in got.to_json()["images"]] == errors
@@ -154,10 +130,10 @@ def test_the_final_state_follows_the_images(
 def test_a_finished_image_is_never_redone_by_a_late_redelivery(store: JobStore) -> None:
     job = make_job(images=1)
     store.create(job, window=1)
-    store.start_image(job.id, 0, max_attempts=3)
-    store.finish_image(job.id, 0, error=None, timings=[])
-    assert store.start_image(job.id, 0, max_attempts=3) == "skip"
-    store.finish_image(job.id, 0, error="late", timings=[])
+    start_image(store, job.id, 0, max_attempts=3)
+    finish_image(store, job.id, 0, error=None, timings=[])
+    assert start_image(store, job.id, 0, max_attempts=3) == "skip"
+    finish_image(store, job.id, 0, error="late", timings=[])
     got = store.get(job.id)
     assert got is not None and got.state == "succeeded" and got.done == 1 and got.failed == 0
 
@@ -165,7 +141,7 @@ def test_a_finished_image_is_never_redone_by_a_late_redelivery(store: JobStore) 
 def test_an_image_that_keeps_killing_its_worker_fails_after_max_attempts(store: JobStore) -> None:
     job = make_job(images=1)
     store.create(job, window=1)
-    assert [store.start_image(job.id, 0, max_attempts=3) for _ in range(4)] == [
+    assert [start_image(store, job.id, 0, max_attempts=3) for _ in range(4)] == [
         "run", "run", "run", "gave_up",
     ]  # fmt: skip
     got = store.get(job.id)
@@ -179,14 +155,14 @@ def test_an_image_that_keeps_killing_its_worker_fails_after_max_attempts(store: 
 def test_cancel_stops_queued_images_and_lets_running_ones_finish(store: JobStore) -> None:
     job = make_job(images=3)
     store.create(job, window=3)
-    store.start_image(job.id, 0, max_attempts=3)
+    start_image(store, job.id, 0, max_attempts=3)
     cancelled = store.cancel(job.id)
     assert cancelled is not None
     assert cancelled.state == "cancelled" and cancelled.finished_at is None
     assert states(store, job.id) == ["running", "cancelled", "cancelled"]
-    assert store.start_image(job.id, 1, max_attempts=3) == "skip"
-    assert store.claim_next(job.id) == range(0)
-    store.finish_image(job.id, 0, error=None, timings=[])
+    assert start_image(store, job.id, 1, max_attempts=3) == "skip"
+    assert claim_next(store, job.id) == range(0)
+    finish_image(store, job.id, 0, error=None, timings=[])
     got = store.get(job.id)
     assert got is not None and got.state == "cancelled" and got.finished_at is not None
     assert (got.done, got.cancelled) == (1, 2)
@@ -195,8 +171,8 @@ def test_cancel_stops_queued_images_and_lets_running_ones_finish(store: JobStore
 def test_cancel_is_idempotent_and_leaves_finished_jobs_alone(store: JobStore) -> None:
     job = make_job(images=1)
     store.create(job, window=1)
-    store.start_image(job.id, 0, max_attempts=3)
-    store.finish_image(job.id, 0, error=None, timings=[])
+    start_image(store, job.id, 0, max_attempts=3)
+    finish_image(store, job.id, 0, error=None, timings=[])
     first = store.cancel(job.id)
     second = store.cancel(job.id)
     assert first is not None and second is not None
@@ -206,9 +182,9 @@ def test_cancel_is_idempotent_and_leaves_finished_jobs_alone(store: JobStore) ->
 def test_reap_fails_images_whose_worker_went_silent(store: JobStore) -> None:
     job = make_job(images=2)
     store.create(job, window=2)
-    store.start_image(job.id, 0, max_attempts=3)
-    store.start_image(job.id, 1, max_attempts=3)
-    store.finish_image(job.id, 1, error=None, timings=[])
+    start_image(store, job.id, 0, max_attempts=3)
+    start_image(store, job.id, 1, max_attempts=3)
+    finish_image(store, job.id, 1, error=None, timings=[])
     assert store.reap_stale(job.id, older_than=time.time() - 60) == 0
     assert store.reap_stale(job.id, older_than=time.time() + 1) == 1
     got = store.get(job.id)
@@ -219,7 +195,9 @@ def test_reap_fails_images_whose_worker_went_silent(store: JobStore) -> None:
 
 
 def test_list_jobs_is_newest_first_and_paginated(store: JobStore) -> None:
-    jobs = [make_job(images=1, created_at=time.time() - 100 + n) for n in range(5)]
+    jobs = [
+        make_job(images=1, created_at=time.time() - 100 + n, folder=f"out{n}") for n in range(5)
+    ]
     for job in jobs:
         store.create(job, window=1)
     newest_first = [job.id for job in reversed(jobs)]
@@ -230,7 +208,7 @@ def test_list_jobs_is_newest_first_and_paginated(store: JobStore) -> None:
 def test_wait_returns_at_once_when_the_version_already_moved(store: JobStore) -> None:
     job = make_job(images=1)
     store.create(job, window=1)
-    store.start_image(job.id, 0, max_attempts=3)
+    start_image(store, job.id, 0, max_attempts=3)
     started = time.monotonic()
     store.wait(job.id, version=0, timeout=5)
     assert time.monotonic() - started < 1
@@ -239,7 +217,7 @@ def test_wait_returns_at_once_when_the_version_already_moved(store: JobStore) ->
 def test_wait_wakes_when_the_job_changes(store: JobStore) -> None:
     job = make_job(images=1)
     store.create(job, window=1)
-    timer = threading.Timer(0.3, lambda: store.start_image(job.id, 0, max_attempts=3))
+    timer = threading.Timer(0.3, lambda: start_image(store, job.id, 0, max_attempts=3))
     started = time.monotonic()
     timer.start()
     store.wait(job.id, version=0, timeout=10)
@@ -262,8 +240,8 @@ def test_peek_reads_the_version_whether_the_job_finished_and_when_it_changed(
     job = make_job(images=1)
     store.create(job, window=1)
     assert store.peek(job.id) == Peek(version=0, finished=False, changed_at=job.created_at)
-    store.start_image(job.id, 0, max_attempts=3)
-    store.finish_image(job.id, 0, error=None, timings=[])
+    start_image(store, job.id, 0, max_attempts=3)
+    finish_image(store, job.id, 0, error=None, timings=[])
     seen = store.peek(job.id)
     assert seen is not None and (seen.version, seen.finished) == (2, True)
     assert seen.changed_at >= job.created_at
@@ -275,7 +253,7 @@ def test_a_coalesced_wait_answers_a_progress_change_only_after_the_interval(
 ) -> None:
     job = make_job(images=2)
     store.create(job, window=2)
-    timer = threading.Timer(0.1, lambda: store.start_image(job.id, 0, max_attempts=3))
+    timer = threading.Timer(0.1, lambda: start_image(store, job.id, 0, max_attempts=3))
     started = time.monotonic()
     timer.start()
     store.wait(job.id, version=0, timeout=10, coalesce=1.5)
@@ -289,10 +267,10 @@ def test_a_coalesced_wait_answers_a_progress_change_only_after_the_interval(
 def test_a_coalesced_wait_answers_at_once_when_the_job_finishes(store: JobStore) -> None:
     job = make_job(images=1)
     store.create(job, window=1)
-    store.start_image(job.id, 0, max_attempts=3)
+    start_image(store, job.id, 0, max_attempts=3)
 
     def finish() -> None:
-        store.finish_image(job.id, 0, error=None, timings=[])
+        finish_image(store, job.id, 0, error=None, timings=[])
 
     timer = threading.Timer(0.2, finish)
     started = time.monotonic()
@@ -312,10 +290,10 @@ def test_a_wait_on_a_missing_job_answers_at_once(store: JobStore) -> None:
 def test_stats_count_jobs_images_and_operation_times(store: JobStore) -> None:
     job = make_job(images=2)
     store.create(job, window=2)
-    store.start_image(job.id, 0, max_attempts=3)
-    store.finish_image(job.id, 0, error=None, timings=[("resize", 0.007), ("encode", 0.2)])
-    store.start_image(job.id, 1, max_attempts=3)
-    store.finish_image(job.id, 1, error="broken", timings=[("resize", 0.02)])
+    start_image(store, job.id, 0, max_attempts=3)
+    finish_image(store, job.id, 0, error=None, timings=[("resize", 0.007), ("encode", 0.2)])
+    start_image(store, job.id, 1, max_attempts=3)
+    finish_image(store, job.id, 1, error="broken", timings=[("resize", 0.02)])
     stats = store.stats()
     assert stats.jobs["partially_failed"] == 1 and stats.jobs["running"] == 0
     assert stats.images == {"succeeded": 1, "failed": 1}
@@ -348,8 +326,8 @@ def test_concurrent_workers_never_lose_a_count(store: JobStore) -> None:
 
     def work(indices: range) -> None:
         for n in indices:
-            assert store.start_image(job.id, n, max_attempts=3) == "run"
-            store.finish_image(job.id, n, error=None if n % 4 else "bad", timings=[])
+            assert start_image(store, job.id, n, max_attempts=3) == "run"
+            finish_image(store, job.id, n, error=None if n % 4 else "bad", timings=[])
 
     threads = [threading.Thread(target=work, args=(range(k, 40, 4),)) for k in range(4)]
     for thread in threads:
@@ -371,9 +349,9 @@ def test_redis_errors_other_than_connection_are_not_hidden() -> None:
 def test_reap_fails_the_queued_images_of_a_job_no_worker_moved(store: JobStore) -> None:
     job = make_job(images=3)
     store.create(job, window=3)
-    store.start_image(job.id, 0, max_attempts=3)
-    store.finish_image(job.id, 0, error=None, timings=[])
-    store.start_image(job.id, 1, max_attempts=3)
+    start_image(store, job.id, 0, max_attempts=3)
+    finish_image(store, job.id, 0, error=None, timings=[])
+    start_image(store, job.id, 1, max_attempts=3)
     assert store.reap_stale(job.id, older_than=time.time() - 60) == 0
     assert store.reap_stale(job.id, older_than=time.time() + 1) == 2
     got = store.get(job.id)
@@ -390,7 +368,7 @@ def test_every_change_records_when_it_happened(store: JobStore) -> None:
     store.create(job, window=1)
     created = store.get(job.id)
     assert created is not None and created.changed_at == pytest.approx(job.created_at)
-    store.start_image(job.id, 0, max_attempts=3)
+    start_image(store, job.id, 0, max_attempts=3)
     started = store.get(job.id)
     assert started is not None and started.changed_at is not None
     assert started.changed_at > job.created_at + 99
@@ -407,8 +385,43 @@ def test_timestamps_always_carry_microseconds_so_they_sort_as_text() -> None:
 def test_spec_is_the_job_as_created_whatever_its_progress(store: JobStore) -> None:
     job = make_job(images=2)
     store.create(job, window=2)
-    store.start_image(job.id, 0, max_attempts=3)
-    spec = store.step(job.id, spec=True).spec
+    start_image(store, job.id, 0, max_attempts=3)
+    spec = store.step(job.id, Move(spec=True)).spec
     assert spec is not None
     assert spec.spec() == job.spec() and [i.state for i in spec.images] == ["queued", "queued"]
-    assert store.step("nope", spec=True).spec is None
+    assert store.step("nope", Move(spec=True)).spec is None
+
+
+def test_a_read_fails_the_images_no_worker_moved_for_stale_after(open_store: OpenStore) -> None:
+    clock = Clock()
+    store = open_store(stale_after=60, clock=clock)
+    job = make_job(images=2)
+    store.create(job, window=2)
+    start_image(store, job.id, 0)
+    clock.now += 59
+    assert states(store, job.id) == ["running", "queued"]
+    clock.now += 2
+    got = store.get(job.id)
+    assert got is not None and (got.state, got.finished_at) == ("failed", clock.now)
+    assert [image.error for image in got.images] == [
+        "no worker finished this image within 60 s of starting it "
+        "(the worker was lost, or the hard time limit killed it)",
+        "no worker started this image: the job made no progress for 60 s "
+        "(are the workers running?)",
+    ]
+
+
+def test_a_cancelled_job_whose_running_image_lost_its_worker_finishes_on_a_read(
+    open_store: OpenStore,
+) -> None:
+    clock = Clock()
+    store = open_store(stale_after=60, clock=clock)
+    job = make_job(images=2)
+    store.create(job, window=2)
+    start_image(store, job.id, 0)
+    cancelled = store.cancel(job.id)
+    assert cancelled is not None and cancelled.finished_at is None  # image 0 still runs
+    clock.now += 61
+    got = store.get(job.id)
+    assert got is not None and (got.state, got.finished_at) == ("cancelled", clock.now)
+    assert states(store, job.id) == ["failed", "cancelled"]

@@ -8,17 +8,16 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import cv2
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from tests.support import RecordingQueue
+from tests.support import RecordingQueue, finish_image, start_image
 from worker import tasks
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.settings import Settings
-from worker.store import Step
+from worker.store import Move, Step
 from worker.store.redis_changes import Change, Wait
 from worker.store.sqlite_store import SqliteJobStore
 from worker.tasks import MAX_BATCH, batch_size, handle_images, soft_limit_error
@@ -156,9 +155,9 @@ def test_a_redelivered_batch_redoes_only_what_it_had_not_finished(
     pairs = [("cyclo4.jpg", f"{n}.jpg") for n in range(4)]
     job = new_job(store, pairs, [])
     # The first delivery finished image 0 and died while running image 1.
-    store.start_image(job.id, 0, max_attempts=3)
-    store.finish_image(job.id, 0, error=None, timings=[])
-    store.start_image(job.id, 1, max_attempts=3)
+    start_image(store, job.id, 0, max_attempts=3)
+    finish_image(store, job.id, 0, error=None, timings=[])
+    start_image(store, job.id, 1, max_attempts=3)
     # It was killed between writing image 1's temporary file and moving it into place.
     (settings.root / ".1.jpg.0badcafe.tmp").write_bytes(b"half an image")
     (settings.root / ".2.jpg.0badcafe.tmp").write_bytes(b"not ours to judge")
@@ -221,10 +220,10 @@ def test_a_soft_time_limit_between_two_images_hands_them_on(
     job = new_job(store, [("cyclo4.jpg", f"{n}.jpg") for n in range(3)], [])
 
     class LimitedStore(SqliteJobStore):
-        def step(self, job_id: str, **kwargs: Any) -> Step:
-            if kwargs.get("start") == 1:
+        def step(self, job_id: str, move: Move) -> Step:
+            if move.start == 1:
                 raise SoftTimeLimitExceeded()
-            return super().step(job_id, **kwargs)
+            return super().step(job_id, move)
 
     limited = LimitedStore(settings.state_dir / "jobs.sqlite3", ttl=3600)
     roomy = replace(settings, batch_ms=100_000)

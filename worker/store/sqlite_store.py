@@ -2,159 +2,117 @@
 
 Each change runs the reference transition of ``worker.jobs.Job`` inside one
 ``BEGIN IMMEDIATE`` transaction, so concurrent worker processes never lose an
-update. WAL mode lets the API read while a worker writes. Long-polls poll the
-job's version every 50 ms: the embedded store is for one machine.
+update; the counters and the outputs of active jobs change in the same transaction.
+Jobs are counted by state as they change; the next create deletes expired jobs
+(and takes them off the counts), and stats() takes off those expired since, found
+by an index: no read of every job. Long-polls poll the job's version every 50 ms:
+the embedded store is for one machine. Its tables are in ``sqlite_schema.sql``, its
+file in ``sqlite_db``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
 
-from worker.jobs import JOB_STATES, ImageRecord, Job
-from worker.store import (
-    Finish,
+from worker.jobs import ACTIVE_JOB_STATES, STALE_AFTER, ImageState, Job, JobState
+from worker.store.errors import OutputsBusy
+from worker.store.metrics import Stats, counter_increments, stats_from_counters
+from worker.store.protocol import (
+    Move,
     Peek,
-    SingleSteps,
-    Stats,
+    ReapOnRead,
     Step,
-    StoreUnavailable,
-    counter_increments,
-    stats_from_counters,
+    apply_move,
+    missing_step,
+    output_claims,
 )
-
-if TYPE_CHECKING:
-    from worker.broker import Held
-
-T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    spec TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    state TEXT NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    done INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    cancelled INTEGER NOT NULL DEFAULT 0,
-    running INTEGER NOT NULL DEFAULT 0,
-    next_index INTEGER NOT NULL DEFAULT 0,
-    version INTEGER NOT NULL DEFAULT 0,
-    changed_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC);
-CREATE TABLE IF NOT EXISTS images (
-    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    started REAL,
-    PRIMARY KEY (job_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
-"""
+from worker.store.sqlite_db import Database
 
 _JOB_COLUMNS = (
     "state", "started_at", "finished_at", "done", "failed", "cancelled", "running", "next_index",
     "version", "changed_at",
 )  # fmt: skip
 _POLL_SECONDS = 0.05
-_TRANSIENT = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY)  # nothing written
+_CHUNK = 500
+"""Outputs looked up in one query (SQLite caps a statement's parameters)."""
 
 
-class SqliteJobStore(SingleSteps):
+class SqliteJobStore(ReapOnRead):
     """A job store in one SQLite file, safe across threads and processes."""
 
-    def __init__(self, path: Path, *, ttl: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        ttl: int,
+        stale_after: float = STALE_AFTER,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
         self.ttl = ttl
-        self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._connection().executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the job database {path} cannot be used: {exc}") from exc
+        self.stale_after = stale_after
+        self.clock = clock
+        self.db = Database(path)
 
-    def _connection(self) -> sqlite3.Connection:
-        """Return this thread's connection (a new one after a fork)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run a block as one write transaction."""
-        try:
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the job database {self.path} cannot be used: {exc}") from exc
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:  # a full disk may have rolled it back already
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode & 0xFF in _TRANSIENT:
-                raise StoreUnavailable(f"the job database cannot be written: {exc}") from exc
-            raise
+    def close(self) -> None:
+        """Close this thread's connection to the file."""
+        self.db.close()
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
-        try:
-            self._connection().execute("SELECT 1").fetchone()
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the job database {self.path} cannot be used: {exc}") from exc
+        with self.db.unavailable():
+            self.db.connection().execute("SELECT 1").fetchone()
 
-    def create(self, job: Job, *, window: int, messages: Sequence[Held] = ()) -> list[int]:
-        """Store a new job and claim its first window of images."""
-        if messages:
-            raise ValueError("the SQLite store cannot push broker messages")
+    def create(self, job: Job, *, window: int) -> list[int]:
+        """Store a new job and claim its first window of images, unless an output is busy."""
         first = job.first_window(window)
-        job.next_index = len(first)
-        with self._transaction() as db:
-            db.execute("DELETE FROM jobs WHERE expires_at < ?", (time.time(),))
+        now = self.clock()
+        claims = output_claims(job)
+        with self.db.transaction() as db:
+            expired = "FROM jobs WHERE expires_at < ?"
+            for row in db.execute(f"SELECT state, COUNT(*) AS n {expired} GROUP BY state", (now,)):
+                _count(db, row["state"], -row["n"])
+            db.execute(f"DELETE {expired}", (now,))
+            busy = _busy_outputs(db, [key for key, _, _ in claims])
+            for key, index, output in claims:
+                if key in busy:
+                    raise OutputsBusy(index, output, busy[key])
             db.execute(
                 "INSERT INTO jobs (id, spec, created_at, expires_at, state, next_index, changed_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (job.id, json.dumps(job.spec()), job.created_at, job.created_at + self.ttl,
-                 job.state, job.next_index, job.created_at),
+                 job.state, len(first), job.created_at),
             )  # fmt: skip
             db.executemany(
-                "INSERT INTO images (job_id, idx) VALUES (?, ?)",
-                ((job.id, i) for i in range(job.total)),
+                "INSERT INTO images (job_id, idx, state) VALUES (?, ?, ?)",
+                ((job.id, i, image.state) for i, image in enumerate(job.images)),
+            )
+            _count(db, job.state, 1)
+            db.executemany(
+                "INSERT OR REPLACE INTO outputs (path, job_id) VALUES (?, ?)",
+                ((key, job.id) for key, _, _ in claims),
             )
         return first
 
-    def get(self, job_id: str) -> Job | None:
-        """Return the job, or None."""
-        return self._load(self._connection(), job_id)
+    def read(self, job_id: str) -> Job | None:
+        """Return the job as stored, or None."""
+        with self.db.unavailable():
+            return self._load(self.db.connection(), job_id)
 
     def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
         """Return recent jobs, newest first."""
-        db = self._connection()
-        rows = db.execute(
-            "SELECT id FROM jobs WHERE expires_at >= ? ORDER BY created_at DESC LIMIT ? OFFSET ?",
-            (time.time(), limit, offset),
-        ).fetchall()
-        jobs = (self._load(db, row["id"]) for row in rows)
+        with self.db.transaction("BEGIN") as db:
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE expires_at >= ? ORDER BY created_at DESC"
+                " LIMIT ? OFFSET ?",
+                (self.clock(), limit, offset),
+            ).fetchall()
+            jobs = [self._load(db, row["id"]) for row in rows]
         return [job for job in jobs if job is not None]
 
     def unfinished_jobs(self) -> list[str]:
@@ -162,65 +120,40 @@ class SqliteJobStore(SingleSteps):
         query = (
             "SELECT id FROM jobs WHERE finished_at IS NULL AND expires_at >= ? ORDER BY created_at"
         )
-        return [row["id"] for row in self._connection().execute(query, (time.time(),))]
+        with self.db.unavailable():
+            return [row["id"] for row in self.db.connection().execute(query, (self.clock(),))]
 
-    def step(
-        self,
-        job_id: str,
-        *,
-        finish: Finish | None = None,
-        start: int | None = None,
-        claim: int = 0,
-        window: int = 1,
-        max_attempts: int = 3,
-        spec: bool = False,
-    ) -> Step:
-        """Move a job along in one transaction (see JobStore.step)."""
-        now = time.time()
-
-        def transition(job: Job) -> tuple[bool, Step]:
-            finished = finish is not None and job.finish_image(
-                finish.index, error=finish.error, now=now
-            )
-            started = (
-                None
-                if start is None
-                else job.start_image(start, max_attempts=max_attempts, now=now)
-            )
-            claimed = job.claim_next(count=claim, window=window) if claim > 0 else range(0)
-            ran = started in ("run", "gave_up")
-            attempt = job.images[start].attempts if start is not None and ran else 0
-            made = Job.from_spec(job.spec()) if spec else None
-            return finished, Step(started, claimed, made, attempt)
-
-        missing = (False, Step(None if start is None else "skip", range(0), None))
-        finished, step = self._change(job_id, transition, missing)
-        if finished and finish is not None:
-            self._record_stats("failed" if finish.error else "succeeded", finish.timings)
-        return step
+    def step(self, job_id: str, move: Move) -> Step:
+        """Move a job along in one transaction (see Move)."""
+        with self._changing(job_id) as (db, job):
+            if job is None:
+                return missing_step(move)
+            step, finished = apply_move(job, move, self.clock())
+            if finished and move.finish is not None:
+                db.executemany(
+                    "INSERT INTO stats (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    counter_increments(move.finish.error, move.finish.timings),
+                )
+            return step
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel the job's images that have not started."""
-        now = time.time()
-        self._change(job_id, lambda job: job.cancel(now), None)
+        with self._changing(job_id) as (_, job):
+            if job is not None:
+                job.cancel(self.clock())
         return self.get(job_id)
 
     def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images whose worker is gone."""
-        now = time.time()
-        return self._change(job_id, lambda job: job.reap(older_than=older_than, now=now), 0)
+        """Fail the images whose worker is gone (see Job.reap)."""
+        with self._changing(job_id) as (_, job):
+            return 0 if job is None else job.reap(older_than=older_than, now=self.clock())
 
     def peek(self, job_id: str) -> Peek | None:
         """Return the job's version, whether it is finished and when it last changed."""
-        row = (
-            self._connection()
-            .execute(
-                "SELECT version, finished_at, changed_at FROM jobs"
-                " WHERE id = ? AND expires_at >= ?",
-                (job_id, time.time()),
-            )
-            .fetchone()
-        )
+        query = "SELECT version, finished_at, changed_at FROM jobs WHERE id = ? AND expires_at >= ?"
+        with self.db.unavailable():
+            row = self.db.connection().execute(query, (job_id, self.clock())).fetchone()
         if row is None:
             return None
         return Peek(row["version"], row["finished_at"] is not None, row["changed_at"] or 0.0)
@@ -244,34 +177,30 @@ class SqliteJobStore(SingleSteps):
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
     def stats(self) -> Stats:
-        """Return counts of jobs by state, images by outcome, and operation times."""
-        db = self._connection()
-        jobs: dict[str, int] = dict.fromkeys(JOB_STATES, 0)
-        for row in db.execute(
-            "SELECT state, COUNT(*) AS n FROM jobs WHERE expires_at >= ? GROUP BY state",
-            (time.time(),),
-        ):
-            jobs[row["state"]] = row["n"]
-        values = {row["name"]: row["value"] for row in db.execute("SELECT name, value FROM stats")}
-        return stats_from_counters(jobs, values)
+        """Return counts of jobs by state (less those expired since), images and op times."""
+        jobs: dict[str, int] = dict.fromkeys(JobState, 0)
+        with self.db.transaction("BEGIN") as db:
+            for row in db.execute("SELECT state, n FROM job_counts"):
+                jobs[row["state"]] = row["n"]
+            for row in db.execute(
+                "SELECT state, COUNT(*) AS n FROM jobs WHERE expires_at < ? GROUP BY state",
+                (self.clock(),),
+            ):
+                jobs[row["state"]] -= row["n"]
+            values = {row["name"]: row["value"] for row in db.execute("SELECT * FROM stats")}
+        return stats_from_counters({str(s): n for s, n in jobs.items()}, values)
 
-    def _record_stats(self, outcome: str, timings: list[tuple[str, float]]) -> None:
-        """Add one image's outcome and step times to the counters."""
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT INTO stats (name, value) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                counter_increments(outcome, timings),
-            )
-
-    def _change(self, job_id: str, transition: Callable[[Job], T], missing: T) -> T:
-        """Apply a transition to the job in one transaction and write back what changed."""
-        with self._transaction() as db:
+    @contextmanager
+    def _changing(self, job_id: str) -> Iterator[tuple[sqlite3.Connection, Job | None]]:
+        """Load a job for a change in one transaction, then write back what changed."""
+        with self.db.transaction() as db:
             job = self._load(db, job_id)
             if job is None:
-                return missing
+                yield db, None
+                return
+            state = job.state
             before = [(i.state, i.attempts, i.error, i.started) for i in job.images]
-            result = transition(job)
+            yield db, job
             db.execute(
                 f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _JOB_COLUMNS)} WHERE id = ?",
                 (*(getattr(job, c) for c in _JOB_COLUMNS), job.id),
@@ -280,28 +209,59 @@ class SqliteJobStore(SingleSteps):
                 "UPDATE images SET state = ?, attempts = ?, error = ?, started = ?"
                 " WHERE job_id = ? AND idx = ?",
                 (
-                    (i.state, i.attempts, i.error, i.started, job.id, n)
+                    (*after, job.id, n)
                     for n, i in enumerate(job.images)
-                    if (i.state, i.attempts, i.error, i.started) != before[n]
+                    if (after := (i.state, i.attempts, i.error, i.started)) != before[n]
                 ),
             )
-            return result
+            if job.state != state:
+                _count(db, state, -1)
+                _count(db, job.state, 1)
+            if job.state not in ACTIVE_JOB_STATES:
+                db.execute("DELETE FROM outputs WHERE job_id = ?", (job.id,))
 
     def _load(self, db: sqlite3.Connection, job_id: str) -> Job | None:
         """Read one job and its images."""
         row = db.execute(
-            "SELECT * FROM jobs WHERE id = ? AND expires_at >= ?", (job_id, time.time())
+            "SELECT * FROM jobs WHERE id = ? AND expires_at >= ?", (job_id, self.clock())
         ).fetchone()
         if row is None:
             return None
         job = Job.from_spec(json.loads(row["spec"]))
         for column in _JOB_COLUMNS:
             setattr(job, column, row[column])
+        job.state = JobState(row["state"])
         for image_row in db.execute(
             "SELECT idx, state, attempts, error, started FROM images WHERE job_id = ?", (job_id,)
         ):
-            image: ImageRecord = job.images[image_row["idx"]]
-            image.state = image_row["state"]
+            image = job.images[image_row["idx"]]
+            image.state = ImageState(image_row["state"])
             image.attempts, image.error = image_row["attempts"], image_row["error"]
             image.started = image_row["started"]
         return job
+
+
+def _count(db: sqlite3.Connection, state: str, change: int) -> None:
+    """Add change to the count of jobs in state."""
+    db.execute(
+        "INSERT INTO job_counts (state, n) VALUES (?, ?)"
+        " ON CONFLICT (state) DO UPDATE SET n = n + excluded.n",
+        (state, change),
+    )
+
+
+def _busy_outputs(db: sqlite3.Connection, keys: list[str]) -> dict[str, str]:
+    """Return which of these outputs a queued or running job writes, and which job.
+
+    A job's rows leave the table in the change that settles or cancels it, and with
+    the job when it expires: every row is a queued or running job's.
+    """
+    busy: dict[str, str] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        rows = db.execute(
+            f"SELECT path, job_id FROM outputs WHERE path IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        )
+        busy.update((row["path"], row["job_id"]) for row in rows)
+    return busy

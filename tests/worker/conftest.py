@@ -1,0 +1,51 @@
+"""Fixtures of the worker tests: a store of each kind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+import redis
+
+from tests.support import OpenStore
+from worker.jobs import STALE_AFTER
+from worker.store import JobStore
+from worker.store.redis_store import RedisJobStore
+from worker.store.sqlite_store import SqliteJobStore
+
+
+@pytest.fixture(params=["sqlite", "fakeredis", "redis"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    """Yield an opener of stores of each kind, on one empty file or server."""
+    opened: list[SqliteJobStore | RedisJobStore] = []
+    server = fakeredis.FakeServer()
+
+    def opener(
+        *, ttl: int = 3600, stale_after: float = STALE_AFTER, clock: Callable[[], float] = time.time
+    ) -> JobStore:
+        store: SqliteJobStore | RedisJobStore
+        if request.param == "sqlite":
+            path = tmp_path / "jobs.sqlite3"
+            store = SqliteJobStore(path, ttl=ttl, stale_after=stale_after, clock=clock)
+        else:
+            client = (
+                fakeredis.FakeRedis(server=server)
+                if request.param == "fakeredis"
+                else redis.Redis.from_url(request.getfixturevalue("redis_url"))
+            )
+            store = RedisJobStore(client, ttl=ttl, stale_after=stale_after, clock=clock)
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_store: OpenStore) -> JobStore:
+    """Return an empty store of each kind."""
+    return open_store()

@@ -1,0 +1,258 @@
+"""Every store against the reference state machine: the same random steps, the same answers.
+
+``worker.jobs.Job`` is the reference. A hypothesis state machine submits jobs whose
+outputs often collide, and starts, finishes, fails, cancels, reaps, redelivers (a
+start of a running image) and claims images in random order, on a store and on a
+reference copy of each job, with one clock that only the test moves. After every
+step each answer must be the reference's, and so must every job as the store reads
+it (get fails stale images in both), its peek, the listing and the stats.
+"""
+
+from __future__ import annotations
+
+import copy
+import posixpath
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import fakeredis
+import redis
+from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.support import Clock
+from worker.jobs import ACTIVE_JOB_STATES, ImageRecord, ImageState, Job, JobState
+from worker.store import Finish, JobStore, Move, OutputsBusy, Peek
+from worker.store.metrics import counter_increments, stats_from_counters
+from worker.store.protocol import apply_move, missing_step, output_claims
+from worker.store.redis_store import RedisJobStore
+from worker.store.sqlite_store import SqliteJobStore
+
+STALE_AFTER = 50.0
+TTL = 10**7  # nothing expires while the machine runs (expiry has tests of its own)
+OUTPUTS = ("a.png", "b.png", "c.png", "./a.png", "d/../b.png", "e/f.png")
+"""Few files under several spellings: new jobs often collide with running ones."""
+TIMINGS = st.lists(
+    st.tuples(st.sampled_from(["decode", "resize"]), st.sampled_from([0.0078125, 0.25, 1.5, 40.0])),
+    max_size=2,
+)  # binary fractions: every store sums them exactly
+MODEL_SETTINGS = settings(
+    max_examples=200,
+    stateful_step_count=30,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+OpenStore = Callable[[Clock], JobStore]
+OUTPUT_LISTS = st.lists(
+    st.sampled_from(OUTPUTS), min_size=1, max_size=3, unique_by=posixpath.normpath
+)
+
+
+class StoreMachine(RuleBasedStateMachine):
+    """One store and the reference, moved by the same steps."""
+
+    def __init__(self, open_store: OpenStore) -> None:
+        super().__init__()
+        self.clock = Clock(1_800_000_000.0)
+        self.store = open_store(self.clock)
+        self.reference: dict[str, Job] = {}
+        self.counters: dict[str, float] = {}
+
+    def teardown(self) -> None:
+        """Let go of the store's connections."""
+        self.store.close()  # type: ignore[attr-defined]
+
+    def job_id(self, data: st.DataObject) -> str:
+        """Draw a stored job's id."""
+        return data.draw(st.sampled_from(list(self.reference)))
+
+    def index(self, data: st.DataObject, job_id: str) -> int:
+        """Draw an image index of the job."""
+        return data.draw(st.integers(0, self.reference[job_id].total - 1))
+
+    def read(self, job_id: str) -> Job | None:
+        """Return the reference job as a store's get shows it: stale images failed."""
+        job = self.reference.get(job_id)
+        older_than = self.clock.now - STALE_AFTER
+        if job is not None and job.is_stale(older_than):
+            event(f"read failed {job.reap(older_than=older_than, now=self.clock.now)} stale images")
+        return job
+
+    @initialize(outputs=OUTPUT_LISTS, window=st.integers(1, 3))
+    def submit_a_first_job(self, outputs: list[str], window: int) -> None:
+        """Begin with a job, so that every sequence has one to move."""
+        self.submit(outputs, window)
+
+    @rule(outputs=OUTPUT_LISTS, window=st.integers(1, 3))
+    def submit(self, outputs: list[str], window: int) -> None:
+        """Submit a job; it is refused while a queued or running job writes one of its outputs."""
+        self.clock.now += 1.0
+        job = Job(
+            id=uuid.uuid4().hex,
+            operations=[{"op": "blur", "kernel": 3}],
+            encode={"jpeg_quality": 90},
+            images=[ImageRecord(f"in/{n}.png", out, [out]) for n, out in enumerate(outputs)],
+            created_at=self.clock.now,
+        )
+        writers = {
+            key: other.id
+            for other in self.reference.values()
+            if other.state in ACTIVE_JOB_STATES
+            for key, _, _ in output_claims(other)
+        }
+        busy = [(i, out, writers[key]) for key, i, out in output_claims(job) if key in writers]
+        try:
+            first = self.store.create(copy.deepcopy(job), window=window)
+        except OutputsBusy as refused:
+            event("submit refused: an output is busy")
+            assert busy and (refused.index, refused.output, refused.other_job) == busy[0]
+            return
+        assert not busy and first == job.first_window(window)
+        job.next_index, job.changed_at = len(job.first_window(window)), job.created_at
+        self.reference[job.id] = job
+
+    def move(self, job_id: str, move: Move) -> None:
+        """Make one step on the store and on the reference; their answers must agree."""
+        got = self.store.step(job_id, move)
+        expected, finished = apply_move(self.reference[job_id], move, self.clock.now)
+        event(f"started: {expected.started}")
+        assert got == expected
+        if finished and move.finish is not None:
+            for name, increment in counter_increments(move.finish.error, move.finish.timings):
+                self.counters[name] = self.counters.get(name, 0.0) + increment
+
+    @rule(data=st.data(), max_attempts=st.integers(1, 3))
+    def start(self, data: st.DataObject, max_attempts: int) -> None:
+        """Start an image, as a task that was handed it does."""
+        job_id = self.job_id(data)
+        self.move(job_id, Move(start=self.index(data, job_id), max_attempts=max_attempts))
+
+    @precondition(lambda self: any(i.state == ImageState.RUNNING for j in self.reference.values() for i in j.images))  # fmt: skip
+    @rule(data=st.data(), max_attempts=st.integers(1, 3))
+    def redeliver(self, data: st.DataObject, max_attempts: int) -> None:
+        """Start a running image again, as a redelivery after its worker died does."""
+        running = [
+            (job.id, n)
+            for job in self.reference.values()
+            for n, image in enumerate(job.images)
+            if image.state == ImageState.RUNNING
+        ]
+        job_id, index = data.draw(st.sampled_from(running))
+        self.move(job_id, Move(start=index, max_attempts=max_attempts))
+
+    @rule(data=st.data(), timings=TIMINGS)
+    def finish(self, data: st.DataObject, timings: list[tuple[str, float]]) -> None:
+        """Record an image as written."""
+        job_id = self.job_id(data)
+        self.move(job_id, Move(finish=Finish(self.index(data, job_id), None, timings)))
+
+    @rule(data=st.data(), error=st.sampled_from(["broken", "too large"]), timings=TIMINGS)
+    def fail(self, data: st.DataObject, error: str, timings: list[tuple[str, float]]) -> None:
+        """Record an image as failed."""
+        job_id = self.job_id(data)
+        self.move(job_id, Move(finish=Finish(self.index(data, job_id), error, timings)))
+
+    @rule(data=st.data(), count=st.integers(1, 4), window=st.integers(1, 3))
+    def claim(self, data: st.DataObject, count: int, window: int) -> None:
+        """Take a job's next images for a task."""
+        self.move(self.job_id(data), Move(claim=count, window=window))
+
+    @rule(data=st.data(), error=st.none() | st.just("broken"), spec=st.booleans(), claim=st.integers(0, 3))  # fmt: skip
+    def worker_step(self, data: st.DataObject, error: str | None, spec: bool, claim: int) -> None:
+        """Finish an image, start the next and claim the next task in one step, as a task does."""
+        job_id = self.job_id(data)
+        finish = Finish(self.index(data, job_id), error, [("encode", 0.25)])
+        start = self.index(data, job_id)
+        self.move(job_id, Move(finish=finish, start=start, claim=claim, window=2, spec=spec))
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        """Cancel a job: its queued images at once, its running ones when they finish."""
+        job_id = self.job_id(data)
+        got = self.store.cancel(job_id)
+        self.reference[job_id].cancel(self.clock.now)
+        assert got == self.read(job_id)
+
+    @rule(data=st.data())
+    def reap(self, data: st.DataObject) -> None:
+        """Fail the images no worker moved for STALE_AFTER seconds."""
+        job_id = self.job_id(data)
+        older_than = self.clock.now - STALE_AFTER
+        got = self.store.reap_stale(job_id, older_than=older_than)
+        assert got == self.reference[job_id].reap(older_than=older_than, now=self.clock.now)
+
+    @rule(index=st.integers(0, 3), error=st.none() | st.just("broken"), claim=st.integers(0, 3))
+    def move_a_job_that_does_not_exist(self, index: int, error: str | None, claim: int) -> None:
+        """Step, cancel or reap a job that does not exist (or expired): nothing happens."""
+        move = Move(finish=Finish(index, error), start=index, claim=claim, spec=True)
+        assert self.store.step("no-such-job", move) == missing_step(move)
+        assert self.store.step("no-such-job", Move(claim=claim)) == missing_step(Move(claim=claim))
+        assert self.store.cancel("no-such-job") is None
+        assert self.store.reap_stale("no-such-job", older_than=self.clock.now) == 0
+
+    @rule(seconds=st.sampled_from([0.5, 5.0, 30.0, 60.0]))
+    def wait(self, seconds: float) -> None:
+        """Let time pass: long enough, and a job's images go stale."""
+        self.clock.now += seconds
+
+    @invariant()
+    def every_job_reads_as_the_reference(self) -> None:
+        """Read every job, its peek, the listing and the stats: all as the reference."""
+        for job_id in self.reference:
+            job = self.read(job_id)
+            assert job is not None
+            assert self.store.get(job_id) == job
+            assert self.store.peek(job_id) == Peek(
+                job.version, job.finished, job.changed_at or job.created_at
+            )
+        newest_first = sorted(self.reference.values(), key=lambda j: j.created_at, reverse=True)
+        listed = self.store.list_jobs(limit=100, offset=0)
+        assert [j.id for j in listed] == [j.id for j in newest_first]
+        by_state = {str(state): 0 for state in JobState}
+        for job in self.reference.values():
+            by_state[job.state] += 1
+        assert self.store.stats() == stats_from_counters(by_state, self.counters)
+
+
+def run_model(open_store: OpenStore) -> None:
+    """Run the machine's random sequences against stores that open_store makes."""
+    run_state_machine_as_test(lambda: StoreMachine(open_store), settings=MODEL_SETTINGS)
+
+
+def test_the_sqlite_store_keeps_to_the_reference(tmp_path: Path) -> None:
+    run_model(
+        lambda clock: SqliteJobStore(
+            tmp_path / f"{uuid.uuid4().hex}.sqlite3", ttl=TTL, stale_after=STALE_AFTER, clock=clock
+        )
+    )
+
+
+def test_the_redis_store_on_fakeredis_keeps_to_the_reference() -> None:
+    run_model(
+        lambda clock: RedisJobStore(
+            fakeredis.FakeRedis(), ttl=TTL, stale_after=STALE_AFTER, clock=clock
+        )
+    )
+
+
+def test_the_redis_store_on_a_real_redis_keeps_to_the_reference(redis_url: str) -> None:
+    def on_an_empty_redis(clock: Clock) -> JobStore:
+        client = redis.Redis.from_url(redis_url)
+        client.flushdb()
+        return RedisJobStore(client, ttl=TTL, stale_after=STALE_AFTER, clock=clock)
+
+    run_model(on_an_empty_redis)

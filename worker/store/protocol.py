@@ -1,0 +1,182 @@
+"""What a job store is: the protocol every back end keeps, and the values it takes and gives.
+
+The transitions themselves are ``worker.jobs.Job``'s (the reference state machine);
+``apply_move`` composes them into one step. The SQLite store runs exactly that in a
+transaction; the Redis store's Lua scripts do the same, and
+tests/worker/test_store_model.py holds every store to the reference.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from worker.jobs import Job, Start
+from worker.store.metrics import Stats
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A running image's outcome, to record."""
+
+    index: int
+    error: str | None = None
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Move:
+    """What one ``JobStore.step`` does to a job, in this order: finish, start, claim, spec."""
+
+    finish: Finish | None = None
+    """Record a running image as succeeded (no error) or failed, with its step times."""
+    start: int | None = None
+    """Mark this image running and count the attempt, unless it must not run."""
+    max_attempts: int = 3
+    """Attempts after which a started image gives up instead (see Job.start_image)."""
+    claim: int = 0
+    """Take up to this many images for the job's next task (see Job.claim_next)."""
+    window: int = 1
+    """How many tasks share the job's tail (see Job.claim_next)."""
+    spec: bool = False
+    """Read the job as it was created."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one ``JobStore.step`` did."""
+
+    started: Start | None
+    """The decision on the image asked to start; None when none was."""
+    claimed: range
+    """The images of the job's next task; empty when none was asked for or none is left."""
+    spec: Job | None
+    """The job as it was created, when asked for and the job exists."""
+    attempt: int = 0
+    """The attempts of the image asked to start, this one included (a retry: above 1)."""
+
+
+@dataclass(frozen=True)
+class Peek:
+    """What a long-poll needs to know of a job before it waits: a few fields, not the job."""
+
+    version: int
+    finished: bool
+    changed_at: float
+
+
+def apply_move(job: Job, move: Move, now: float) -> tuple[Step, bool]:
+    """Apply a move to the reference job; return the step and whether an image was finished."""
+    finished = move.finish is not None and job.finish_image(
+        move.finish.index, error=move.finish.error, now=now
+    )
+    started = None
+    if move.start is not None:
+        started = job.start_image(move.start, max_attempts=move.max_attempts, now=now)
+    claimed = job.claim_next(count=move.claim, window=move.window) if move.claim > 0 else range(0)
+    attempt = 0 if move.start is None or started == "skip" else job.images[move.start].attempts
+    spec = Job.from_spec(job.spec()) if move.spec else None
+    return Step(started, claimed, spec, attempt), finished
+
+
+def missing_step(move: Move) -> Step:
+    """Return what a step of a job that does not exist (or expired) did: nothing."""
+    return Step(None if move.start is None else Start.SKIP, range(0), None)
+
+
+def output_claims(job: Job) -> list[tuple[str, int, str]]:
+    """Return (key, image index, output) for each of the job's outputs, in order.
+
+    The key is the path as written, normalised (``./a//b.png`` is ``a/b.png``): two
+    jobs that name one file the same way collide. Spellings that only the file system
+    makes one (an absolute path inside the root, a symlink) are not matched.
+    """
+    return [
+        (posixpath.normpath(output), index, output)
+        for index, image in enumerate(job.images)
+        for output in image.outputs
+    ]
+
+
+class ReapOnRead(ABC):
+    """The get of every store: the job as it truly is, its stale images failed first."""
+
+    stale_after: float
+    """Seconds without a move after which a job's images count as lost (see Job.reap)."""
+    clock: Callable[[], float]
+
+    @abstractmethod
+    def read(self, job_id: str) -> Job | None:
+        """Return the job as stored, or None."""
+
+    @abstractmethod
+    def reap_stale(self, job_id: str, *, older_than: float) -> int:
+        """Fail the images whose worker is gone (see Job.reap); return how many."""
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job, its stale images failed first (see Job.reap), or None."""
+        job = self.read(job_id)
+        if job is not None and job.is_stale(older_than := self.clock() - self.stale_after):
+            self.reap_stale(job_id, older_than=older_than)
+            job = self.read(job_id)
+        return job
+
+
+class JobStore(Protocol):
+    """What the API and the workers ask of a job store."""
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the back end answers."""
+
+    def create(self, job: Job, *, window: int) -> list[int]:
+        """Store a new job and claim its first window of images (their indices) to enqueue.
+
+        Raise OutputsBusy, storing nothing, when one of its outputs is an output of a
+        job that is queued or running: one writer per output.
+        """
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job as it truly is, or None when there is no such job (or it expired).
+
+        Images whose worker went silent longer than the store's stale_after are failed
+        first (see Job.reap), so a read never shows a job stuck for good.
+        """
+
+    def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
+        """Return recent jobs, newest first."""
+
+    def step(self, job_id: str, move: Move) -> Step:
+        """Move a job along in one atomic change (one round trip): see Move."""
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel the job's images that have not started; return the job (None if unknown)."""
+
+    def reap_stale(self, job_id: str, *, older_than: float) -> int:
+        """Fail the images whose worker is gone (see Job.reap); return how many."""
+
+    def peek(self, job_id: str) -> Peek | None:
+        """Return the job's version, whether it is finished and when it last changed."""
+
+    def following(self, job_id: str) -> AbstractContextManager[None]:
+        """Follow the job's changes from now on (before creating it), for a wait inside.
+
+        Such a wait needs no read of the job to learn what changed before it began.
+        """
+
+    def wait(self, job_id: str, *, version: int, timeout: float, coalesce: float = 0.0) -> None:
+        """Return once the job's version differs from version, or after timeout seconds.
+
+        With coalesce, a change that leaves the job unfinished answers only once coalesce
+        seconds have passed since the call (later changes join it); a finished job, or a
+        missing one, answers at once.
+        """
+
+    def stats(self) -> Stats:
+        """Return counts of jobs by state, images by outcome, and operation times.
+
+        Its cost does not grow with the number of jobs kept.
+        """

@@ -1,0 +1,50 @@
+-- The embedded job store's tables (worker/store/sqlite_store.py), version 1.
+-- Run as one transaction by every process that opens the file while its
+-- user_version is below 1: every statement may run again.
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    done INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    running INTEGER NOT NULL DEFAULT 0,
+    next_index INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0,
+    changed_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC);
+CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expires_at);
+
+-- One row per image; state is one of worker.jobs.ImageState's names.
+CREATE TABLE IF NOT EXISTS images (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    started REAL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+
+-- Counters for /metrics: images by outcome, operation times (worker.store.metrics).
+CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
+
+-- Jobs by state, kept by every change; expired jobs leave it when they are deleted.
+CREATE TABLE IF NOT EXISTS job_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+DELETE FROM job_counts;
+INSERT INTO job_counts (state, n) SELECT state, COUNT(*) FROM jobs GROUP BY state;
+
+-- The outputs of queued and running jobs: one writer per output.
+CREATE TABLE IF NOT EXISTS outputs (
+    path TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outputs_by_job ON outputs (job_id);
+
+PRAGMA user_version = 1;
