@@ -35,9 +35,11 @@ def need_redis_server() -> str:
 class RedisServer:
     """A private redis-server process on a free port."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
+        """options: more redis-server arguments, e.g. "--appendonly", "yes" (later ones win)."""
         self.port = free_port()
         self.directory = directory
+        self.options = options
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,10 +48,10 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        """Start the server and wait until it answers."""
+        """Start the server and wait until it answers (again, after stop: same port and folder)."""
         self.process = subprocess.Popen(
             [need_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory), *self.options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -53,6 +53,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport": transport,
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
+        # The worker never gives up on its broker: it reconnects for as long as it takes, and
+        # a Redis error reply (OOM at maxmemory, READONLY) restarts the consumer like a lost
+        # connection does instead of ending the worker ("Unrecoverable error").
+        "broker_connection_max_retries": None,
+        "broker_channel_error_retry": True,
+        # Tasks running when the connection drops keep going: they wait the outage out and
+        # record their images (worker/outages.py) rather than being killed and redone.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_default_queue": QUEUE,
         "task_serializer": "json",
         "accept_content": ["json"],

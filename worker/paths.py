@@ -24,11 +24,6 @@ class UnsafePath(ValueError):
     """Raised when a path names something outside the storage root, or is malformed."""
 
 
-def resolve_in_root(root: Path, path: str) -> Path:
-    """Return the real absolute path of a request's path, which must lie inside root."""
-    return InRoot(root).resolve(path)
-
-
 Identity = tuple[int, int]
 """A folder's device and inode numbers."""
 
