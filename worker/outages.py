@@ -13,6 +13,16 @@ finishing an image that no longer runs changes nothing; starting one that runs c
 one more attempt; a claim made twice takes two batches, and the first is never
 published. A publish repeated gives the job one task too many, whose images are
 skipped when finished and counted as a new attempt when running.
+
+What Celery 5.7 and kombu's Redis transport do, that this relies on: with late acks a
+message is acknowledged when its task returns (or fails); kombu records each delivery
+in its ``unacked`` hash and hands a message out again when it was not acknowledged
+within ``visibility_timeout``. A consumer whose connection drops restarts and reconnects
+(every 2, 4, 6 ... 30 s), pushing its deliveries back to the queue if Redis answers
+then, else leaving them in that hash; its running tasks go on (not cancelled on
+connection loss) and their acks, made once Redis is back, clear the hash. A
+``Reject(requeue=True)`` pushes the message back at the head of its queue when Redis
+answers, else it waits out the visibility timeout in the hash.
 """
 
 from __future__ import annotations
@@ -94,10 +104,12 @@ def wait_out(
                 ) from exc
             sleep(min(delay, left))
             delay = min(2 * delay, backoff.cap)
-            continue
-        if failures:
-            log.warning("%s answered after %d failures in %.1f s", what, failures, clock() - began)
-        return result
+        else:
+            if failures:
+                log.warning(
+                    "%s answered after %d failures in %.1f s", what, failures, clock() - began
+                )
+            return result
 
 
 class Recorder:
