@@ -17,8 +17,8 @@ from worker.settings import Settings
 
 QUEUE = "imgserve"
 TASK_NAME = "imgserve.process_image"
-OWN_TRANSPORT = "worker.broker:Transport"
-"""kombu's Redis transport with imgserve's channel (worker/broker.py)."""
+OWN_TRANSPORT = "worker.redis_transport:Transport"
+"""kombu's Redis transport with imgserve's channel (worker/broker.py) and QoS."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def test_celery_is_configured_for_reliability(tmp_path: Path) -> None:
     assert config["task_soft_time_limit"] < config["task_time_limit"]
     assert config["task_time_limit"] < config["broker_transport_options"]["visibility_timeout"]
     assert not config["worker_send_task_events"] and not config["task_send_sent_event"]
-    assert config["broker_transport"] == "worker.broker:Transport"  # one client a channel
+    assert config["broker_transport"] == "worker.redis_transport:Transport"  # one client a channel
     assert config["broker_transport_options"]["socket_connect_timeout"] == 2  # a quick 503
 
 
