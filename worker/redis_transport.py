@@ -11,7 +11,8 @@ record to be handed out again an hour later.
 This transport's QoS delivers a message whose record is refused anyway, unrecorded: its
 task runs and waits the outage out (worker/outages.py); only a worker that dies before
 its ack loses it, as kombu's own transport always did. An ack whose record Redis will
-not drop is done in memory, and the record dropped after the next ack Redis takes.
+not drop is done in memory, and the record dropped after the next ack Redis takes; a
+rejection Redis refuses leaves the record, handed out again after the visibility timeout.
 
 Celery uses it through ``broker_transport`` (worker/celery_app.py) for ``redis://``
 URLs; it keeps worker/broker.py's channel and only replaces the channel's QoS class.
@@ -61,6 +62,14 @@ class QoS(KombuQoS):
             return
         while self._records_left:
             super().ack(self._records_left.pop())  # type: ignore[no-untyped-call]
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        """Reject a delivery; if Redis refuses, its record stays for the visibility timeout."""
+        try:
+            super().reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
+        except REFUSED as exc:
+            log.warning("Redis refused to requeue delivery %s (%s): kept", delivery_tag, exc)
+            virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
 
 
 class Channel(broker.Channel):

@@ -66,3 +66,17 @@ def test_an_ack_while_redis_is_full(admin: redis.Redis, redis_url: str, transpor
         assert second.payload == {"images": [1]}
         second.ack()  # drops both records
         assert (admin.llen(QUEUE), admin.hlen("unacked")) == (0, 0)
+
+
+def test_a_requeue_while_redis_is_full_leaves_the_record_for_later(
+    admin: redis.Redis, redis_url: str
+) -> None:
+    with Connection(redis_url, transport=OWN_TRANSPORT) as connection:
+        queue = connection.SimpleQueue(QUEUE)
+        queue.put({"images": [0]})
+        message = queue.get(timeout=5)
+        admin.config_set("maxmemory", 1)
+        message.requeue()  # refused: no error reaches the consumer
+        admin.config_set("maxmemory", 0)
+        assert message.acknowledged
+        assert (admin.llen(QUEUE), admin.hlen("unacked")) == (0, 1)
