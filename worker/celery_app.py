@@ -21,12 +21,18 @@ FILE_TRANSPORT = "worker.file_queue:Transport"
 """kombu's filesystem transport with imgserve's channel (worker/file_queue.py)."""
 WORKER_FULL_DISK_WAIT = 60.0
 """Seconds a worker's publish waits for space in a full state folder before it fails."""
+OWN_TRANSPORT = "worker.redis_transport:Transport"
+"""kombu's Redis transport whose deliveries survive a full Redis (worker/redis_transport.py)."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Return the Celery configuration for these settings."""
     if settings.redis_url:
-        broker, transport = settings.redis_url, None
+        broker = settings.redis_url
+        # For plain redis:// only: a transport given by name overrides the URL's scheme
+        # (rediss:// would lose its TLS, sentinel:// its failover), so those keep kombu's own.
+        plain = broker.partition("://")[0] == "redis"
+        transport: str | None = OWN_TRANSPORT if plain else None
         transport_options: dict[str, Any] = {
             # A message not acked this long after delivery is handed out again; keep it
             # well above the hard time limit so a slow image is never run twice at once.
@@ -53,6 +59,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         **({"broker_transport": transport} if transport else {}),
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
+        # The worker never gives up on its broker: it reconnects for as long as it takes, and
+        # a Redis error reply (OOM at maxmemory, READONLY) restarts the consumer like a lost
+        # connection does instead of ending the worker ("Unrecoverable error").
+        "broker_connection_max_retries": None,
+        "broker_channel_error_retry": True,
+        # Tasks running when the connection drops keep going: they wait the outage out and
+        # record their images (worker/outages.py) rather than being killed and redone.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_default_queue": QUEUE,
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from worker import file_queue
 from worker.celery_app import make_celery, wait_out_full_disk
-from worker.dispatch import enqueue_images
+from worker.job_queue import publish
 from worker.jobs import Job
 from worker.settings import Settings
 from worker.state_folder import lock_state_folder
@@ -53,7 +53,7 @@ def take_over(settings: Settings) -> tuple[int, Redelivered]:
     wait_out_full_disk(celery)
     store = SqliteJobStore(settings.state_dir / "jobs.sqlite3", ttl=settings.job_ttl)
     redelivered = redeliver_unfinished(
-        store, settings, lambda job_id, batches: enqueue_images(celery, job_id, batches)
+        store, settings, lambda job_id, batches: publish(celery, job_id, batches, retry=True)
     )
     return lock, redelivered
 

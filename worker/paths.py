@@ -4,7 +4,8 @@ Paths are checked on their real location, after normalisation and symlink
 resolution: it must start with the root's real path and a separator
 (``/srv/in_private`` is not inside ``/srv/in``). The API checks them at submission
 and the worker again before it reads or writes, so a symlink swapped in later
-cannot escape.
+cannot escape: a folder's real path is kept only with its identity (device and
+inode), which one ``stat`` of the kept path, following links, checks on every use.
 """
 
 from __future__ import annotations
@@ -23,23 +24,23 @@ class UnsafePath(ValueError):
     """Raised when a path names something outside the storage root, or is malformed."""
 
 
-def resolve_in_root(root: Path, path: str) -> Path:
-    """Return the real absolute path of a request's path, which must lie inside root."""
-    return InRoot(root).resolve(path)
+Identity = tuple[int, int]
+"""A folder's device and inode numbers."""
 
 
 class InRoot:
-    """Resolves a request's paths inside one root, reading each folder's real path once.
+    """Resolves a job's paths inside one root, reading each folder's real path once.
 
     A job names hundreds of files in a handful of folders: a folder's real path is
-    found once (an lstat per component below the root), then each file costs one
-    lstat, and a full realpath only when the file itself is a symbolic link.
+    found once (an lstat per component below the root), then each file costs a stat
+    of its folder (is it still the same one?) and an lstat of its own, and a full
+    realpath only when the file itself is a symbolic link.
     """
 
     def __init__(self, root: Path) -> None:
         self.real_root = _real_root(root)
         self._inside = os.path.join(self.real_root, "")
-        self._folders: dict[str, str] = {}
+        self._folders: dict[str, tuple[str, Identity]] = {}
 
     def resolve(self, path: str) -> Path:
         """Return the real absolute path of path, which must lie inside the root."""
@@ -56,12 +57,30 @@ class InRoot:
         return Path(real)
 
     def _real_folder(self, folder: str) -> str:
-        """Return the real path of a folder named relative to the root (cached)."""
-        real = self._folders.get(folder)
-        if real is None:
-            real = _real_below(self.real_root, folder)
-            self._folders[folder] = real
+        """Return the real path of a folder named relative to the root (kept while unchanged).
+
+        Only a folder named by its real path is kept (no link on the way, none of ``..``):
+        a stat of that path follows any link swapped in since, so the identity changes.
+        """
+        kept = self._folders.get(folder)
+        if kept is not None and _identity(kept[0]) == kept[1]:
+            return kept[0]
+        real = _real_below(self.real_root, folder)
+        identity = _identity(real)
+        if identity is not None and real == os.path.normpath(os.path.join(self.real_root, folder)):
+            self._folders[folder] = real, identity
+        else:
+            self._folders.pop(folder, None)
         return real
+
+
+def _identity(path: str) -> Identity | None:
+    """Return the device and inode of the folder path leads to, or None if there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _real_below(real_root: str, relative: str) -> str:

@@ -1,7 +1,8 @@
-"""Fixtures of the worker tests: a store of each kind."""
+"""Fixtures of the worker tests: a store of each kind, settings over a root of real photos."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import redis
 
 from tests.support import OpenStore
 from worker.jobs import STALE_AFTER
+from worker.settings import Settings
 from worker.store import JobStore
 from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
@@ -49,3 +51,13 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
 def store(open_store: OpenStore) -> JobStore:
     """Return an empty store of each kind."""
     return open_store()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, seed_images: list[Path]) -> Settings:
+    """Return settings over a root holding the seed photos."""
+    root = tmp_path / "root"
+    root.mkdir()
+    for photo in seed_images:
+        shutil.copy(photo, root / photo.name)
+    return Settings(root=root, state_dir=tmp_path / "state")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import os
 import re
 from pathlib import Path
 
 import pytest
 
-from worker.paths import InRoot, UnsafePath, resolve_in_root
+from worker.paths import InRoot, UnsafePath
 
 
 @pytest.fixture
@@ -58,7 +58,11 @@ def test_a_path_resolves_to_its_real_place_inside_the_root(
     reference = os.path.realpath(os.path.join(real_root, path))
     inside = os.path.commonpath([real_root, reference]) == str(real_root) != reference
     assert inside == (expected is not None)  # the table agrees with realpath
-    for resolve in (InRoot(root).resolve, functools.partial(resolve_in_root, root)):
+    warm = InRoot(root)  # has resolved every case once already: its folders are kept
+    for path_before, _ in CASES:
+        with contextlib.suppress(UnsafePath):
+            warm.resolve(path_before)
+    for resolve in (InRoot(root).resolve, warm.resolve):
         if expected is None:
             with pytest.raises(UnsafePath, match=r"^is outside the storage root$"):
                 resolve(path)
@@ -66,16 +70,43 @@ def test_a_path_resolves_to_its_real_place_inside_the_root(
             assert resolve(path) == real_root / expected == Path(reference)
 
 
-def test_a_folder_swapped_for_a_link_is_seen_by_a_new_resolver(root: Path, tmp_path: Path) -> None:
-    """The worker resolves afresh (resolve_in_root); one request's InRoot reads a folder once."""
-    request = InRoot(root)
-    assert (
-        request.resolve("photos/2026/x.jpg") == Path(os.path.realpath(root)) / "photos/2026/x.jpg"
-    )
-    (Path(os.path.realpath(root)) / "photos" / "2026").rmdir()
-    (Path(os.path.realpath(root)) / "photos" / "2026").symlink_to(tmp_path / "root_private")
+def test_a_folder_swapped_for_a_link_is_seen_by_the_resolver_that_kept_it(
+    root: Path, tmp_path: Path
+) -> None:
+    """A job's InRoot keeps a folder's real path, but not past the folder's replacement."""
+    job = InRoot(root)
+    real = Path(os.path.realpath(root))
+    assert job.resolve("photos/2026/x.jpg") == real / "photos/2026/x.jpg"
+    (real / "photos" / "2026").rmdir()
+    (real / "photos" / "2026").symlink_to(tmp_path / "root_private")
     with pytest.raises(UnsafePath, match=r"^is outside the storage root$"):
-        resolve_in_root(root, "photos/2026/x.jpg")
+        job.resolve("photos/2026/x.jpg")
+    (real / "photos").rename(real / "moved")
+    (real / "photos").symlink_to(tmp_path / "root_private")
+    with pytest.raises(UnsafePath, match=r"^is outside the storage root$"):
+        job.resolve("photos/a.jpg")  # a link higher up: the kept folder is not the same one
+    (real / "photos").unlink()
+    (real / "photos").mkdir()
+    assert job.resolve("photos/a.jpg") == real / "photos/a.jpg"  # a new folder, read afresh
+
+
+def test_a_resolver_reads_a_kept_folder_with_one_stat(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = InRoot(root)
+    job.resolve("photos/2026/x.jpg")
+    folder = os.path.join(os.path.realpath(root), "photos", "2026")
+    calls: list[str] = []
+    real_lstat, real_stat = os.lstat, os.stat
+    monkeypatch.setattr(
+        os, "lstat", lambda p, *a, **k: calls.append(f"lstat {p}") or real_lstat(p, *a, **k)
+    )
+    monkeypatch.setattr(
+        os, "stat", lambda p, *a, **k: calls.append(f"stat {p}") or real_stat(p, *a, **k)
+    )
+    job.resolve("photos/2026/y.jpg")
+    monkeypatch.undo()
+    assert calls == [f"stat {folder}", f"lstat {folder}/y.jpg"]
 
 
 @pytest.mark.parametrize(

@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tests.support import RecordingQueue, finish_image, start_image
-from worker import tasks
-from worker.jobs import ImageRecord, Job, new_job_id
+from worker import batches
+from worker.images import PreparedJob, soft_limit_error
+from worker.jobs import ImageRecord, Job, Start, new_job_id
+from worker.outages import Recorder
+from worker.scheduling import MAX_BATCH, batch_size
 from worker.settings import Settings
-from worker.store import Move, Step
+from worker.store import JobStore, Move, Step
 from worker.store.redis_changes import Change, Wait
 from worker.store.sqlite_store import SqliteJobStore
-from worker.tasks import MAX_BATCH, batch_size, handle_images, soft_limit_error
-
-
-@pytest.fixture
-def settings(tmp_path: Path, seed_images: list[Path]) -> Settings:
-    """Return settings over a root holding the seed photos."""
-    root = tmp_path / "root"
-    root.mkdir()
-    for photo in seed_images:
-        shutil.copy(photo, root / photo.name)
-    return Settings(root=root, state_dir=tmp_path / "state")
 
 
 @pytest.fixture
 def store(settings: Settings) -> SqliteJobStore:
-    """Return an empty SQLite store."""
+    """Return an empty SQLite store in the settings' state folder."""
     return SqliteJobStore(settings.state_dir / "jobs.sqlite3", ttl=3600)
 
 
@@ -50,6 +42,16 @@ def new_job(store: SqliteJobStore, pairs: list[tuple[str, str]], operations: lis
     )
     store.create(job, window=1)
     return job
+
+
+def handle_images(
+    store: JobStore, settings: Settings, job_id: str, batch: range, enqueue: Any
+) -> list[Start]:
+    """Run a task's batch as the task does, on this store and queue, with an hour to spare."""
+    recorder = Recorder(
+        store, enqueue, job_id, until=time.monotonic() + 3600, max_attempts=settings.max_attempts
+    )
+    return batches.run_batch(recorder, settings, batch)
 
 
 def test_an_image_is_processed_recorded_and_the_next_one_enqueued(
@@ -179,16 +181,16 @@ def test_a_soft_time_limit_hands_the_images_not_started_to_a_new_task(
     queue = RecordingQueue()
     pairs = [("cyclo4.jpg", f"{n}.jpg") for n in range(5)]
     job = new_job(store, pairs, [])
-    real = tasks.run_image
+    real = batches.run_image
 
     def slow_second(
-        job: Job, index: int, settings: Settings, retry: bool = False
+        prepared: PreparedJob, index: int, settings: Settings, retry: bool = False
     ) -> tuple[str | None, list]:  # type: ignore[type-arg]
         if index == 1:
             return soft_limit_error(settings), []
-        return real(job, index, settings, retry=retry)
+        return real(prepared, index, settings, retry=retry)
 
-    monkeypatch.setattr(tasks, "run_image", slow_second)
+    monkeypatch.setattr(batches, "run_image", slow_second)
     roomy = replace(settings, batch_ms=100_000)
     assert handle_images(store, roomy, job.id, range(0, 4), queue.enqueue) == ["run"] * 2
     # The rest of the batch in a new task, which stands for the job's next one.
@@ -271,3 +273,27 @@ def test_worker_processes_reuse_large_buffers_instead_of_mapping_them_afresh() -
     plain = page_faults_of_two_more_images("plain")
     assert plain >= huge_pages  # each buffer is mapped and faulted in anew
     assert page_faults_of_two_more_images("tuned") <= plain // 10
+
+
+class CountingStore(SqliteJobStore):
+    """A SQLite store that counts the steps that read a job's spec."""
+
+    spec_reads = 0
+
+    def step(self, job_id: str, move: Move) -> Step:
+        self.spec_reads += move.spec
+        return super().step(job_id, move)
+
+
+def test_a_process_reads_a_jobs_spec_once_and_keeps_its_roots_for_all_its_images(
+    settings: Settings,
+) -> None:
+    store = CountingStore(settings.state_dir / "jobs.sqlite3", ttl=3600)
+    queue = RecordingQueue()
+    job = new_job(store, [("cyclo4.jpg", f"out/{n}.jpg") for n in range(3)], [])
+    for n in range(3):
+        assert handle_images(store, settings, job.id, range(n, n + 1), queue.enqueue) == ["run"]
+    assert store.spec_reads == 1
+    prepared = batches._prepared.get(job.id)
+    assert prepared is not None and prepared.outputs is prepared.inputs  # one root, one InRoot
+    assert list(prepared.outputs._folders) == ["", "out"]  # the folders it read, once each
