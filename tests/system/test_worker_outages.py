@@ -1,4 +1,4 @@
-"""A worker outlives Redis restarts and a full Redis: real redis-server, real worker, real SIGKILL-free faults."""
+"""A worker outlives a Redis restart and a full Redis: a real redis-server and worker."""
 
 from __future__ import annotations
 
