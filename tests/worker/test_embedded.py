@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support import RecordingQueue, claim_next, finish_image, start_image
+from tests.support import make_job as make_stored_job
 from worker.embedded import redeliver_unfinished, redelivery
-from worker.jobs import ImageRecord, Job, new_job_id
+from worker.jobs import Job, new_job_id
 from worker.settings import Settings
 from worker.store.sqlite_store import SqliteJobStore
 
 
 def make_job(images: int) -> Job:
-    """Return a new job of n images."""
-    job_id = new_job_id()  # each job writes a folder of its own: one writer an output
-    out = f"out/{job_id}"
-    records = [
-        ImageRecord(f"in/{n}.jpg", f"{out}/{n}.jpg", [f"{out}/{n}.jpg"]) for n in range(images)
-    ]
-    return Job(job_id, [{"op": "grayscale"}], {}, records, created_at=time.time())
+    """Return a new job of n images, writing a folder of its own (one writer an output)."""
+    return make_stored_job(images, folder=f"out/{new_job_id()}")
 
 
 @pytest.fixture

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support import fill, small_tmpfs, start_image
-from worker.jobs import ImageRecord, Job, new_job_id
+from tests.support import make_job as make_stored_job
+from worker.jobs import Job, new_job_id
 from worker.store import StoreUnavailable
 from worker.store.sqlite_store import SqliteJobStore
 
 
 def make_job(images: int) -> Job:
-    """Return a new job of n images."""
-    job_id = new_job_id()  # each job writes a folder of its own: one writer an output
-    out = f"out/{job_id}"
-    records = [
-        ImageRecord(f"in/{n}.jpg", f"{out}/{n}.jpg", [f"{out}/{n}.jpg"]) for n in range(images)
-    ]
-    return Job(job_id, [{"op": "grayscale"}], {}, records, created_at=time.time())
+    """Return a new job of n images, writing a folder of its own (one writer an output)."""
+    return make_stored_job(images, folder=f"out/{new_job_id()}")
 
 
 def test_a_write_to_a_full_disk_is_store_unavailable_and_the_store_recovers(
