@@ -64,7 +64,7 @@ def run_batch(
     except SoftTimeLimitExceeded:  # between two images: the next task redoes this one
         rest = range(index, batch.stop)
     claim = 0 if rest else batch_size(seconds, settings)
-    step = recorder.step(finish=finish, claim=claim, window=share)
+    step = recorder.step(finish=finish, claim=claim, window=share, claim_key=batch.start)
     if rest:
         recorder.publish(rest)
     if step.claimed:
@@ -85,6 +85,6 @@ def finish_killed(recorder: Recorder, batch: range, error: str, window: int) -> 
     if rest:
         recorder.publish(range(rest[0], rest[-1] + 1))
         return
-    following = recorder.step(claim=1, window=window).claimed
+    following = recorder.step(claim=1, window=window, claim_key=batch.start).claimed
     if following:
         recorder.publish(following)

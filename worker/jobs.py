@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,6 +113,8 @@ class Job:
     next_index: int = 0
     version: int = 0
     changed_at: float | None = None
+    claims: dict[int, range] = field(default_factory=dict)
+    """The images each claim took, by its key (Move.claim_key)."""
 
     @property
     def total(self) -> int:
@@ -178,18 +180,24 @@ class Job:
         """Return the images of the job's first tasks, one image each: up to window of them."""
         return list(range(min(window, self.total)))
 
-    def claim_next(self, *, count: int = 1, window: int = 1) -> range:
+    def claim_next(self, *, count: int = 1, window: int = 1, key: int | None = None) -> range:
         """Take the next images to enqueue as one task: up to count of them (at least one).
 
         A task never takes more than 1/window of the images left, so the tasks of a
-        job's window share its tail. Empty when none is left.
+        job's window share its tail. Empty when none is left. A claim made again with
+        its key takes nothing new and answers what it took the first time.
         """
+        if key is not None and key in self.claims:
+            return self.claims[key]
         if self.state in FINAL_JOB_STATES or self.next_index >= self.total:
             return range(0)
         left = self.total - self.next_index
         taken = max(1, min(count, -(-left // window)))
         self.next_index += taken
-        return range(self.next_index - taken, self.next_index)
+        claimed = range(self.next_index - taken, self.next_index)
+        if key is not None:
+            self.claims[key] = claimed
+        return claimed
 
     def start_image(self, index: int, *, max_attempts: int, now: float) -> Start:
         """Mark an image running and count the attempt, unless it must not run."""

@@ -8,11 +8,12 @@ the queue (tasks.py). Every store call and publish a task makes goes through one
 and the job's next tasks are published.
 
 A call retried after an error may have been carried out anyway (a timeout; a reply lost
-as Redis shut down). The store's changes are safe to repeat, but for one case:
-finishing an image that no longer runs changes nothing; starting one that runs counts
-one more attempt; a claim made twice takes two batches, and the first is never
-published. A publish repeated gives the job one task too many, whose images are
-skipped when finished and counted as a new attempt when running.
+as Redis shut down). The store's changes are safe to repeat: finishing an image that no
+longer runs changes nothing; starting one that runs counts one more attempt; a claim
+carries its task's first image as its key, so a claim made again answers the batch the
+first one took (also for a redelivered task). A publish repeated gives the job one task
+too many, whose images are skipped when finished and counted as a new attempt when
+running.
 
 What Celery 5.7 and kombu's Redis transport do, that this relies on: with late acks a
 message is acknowledged when its task returns (or fails); kombu records each delivery
@@ -142,6 +143,7 @@ class Recorder:
         start: int | None = None,
         claim: int = 0,
         window: int = 1,
+        claim_key: int | None = None,
         spec: bool = False,
     ) -> Step:
         """Move the job along in one change of the store (see JobStore.step)."""
@@ -154,6 +156,7 @@ class Recorder:
                     max_attempts=self.max_attempts,
                     claim=claim,
                     window=window,
+                    claim_key=claim_key,
                     spec=spec,
                 ),
             ),

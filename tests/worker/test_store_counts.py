@@ -14,6 +14,7 @@ import redis
 from tests.support import OpenStore, finish_image, make_job, start_image
 from worker.store import JobStore
 from worker.store.redis_store import RedisJobStore
+from worker.store.sqlite_db import SCHEMA_VERSION
 from worker.store.sqlite_store import SqliteJobStore
 
 NONE = {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "partially_failed": 0,
@@ -101,4 +102,4 @@ def test_a_database_of_the_previous_version_is_counted_when_first_opened(tmp_pat
     again = SqliteJobStore(path, ttl=3600)
     assert again.stats().jobs == {**NONE, "queued": 1, "running": 1}
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()
-    assert version == (1,)
+    assert version == (SCHEMA_VERSION,)

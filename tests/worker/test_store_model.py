@@ -166,10 +166,15 @@ class StoreMachine(RuleBasedStateMachine):
         job_id = self.job_id(data)
         self.move(job_id, Move(finish=Finish(self.index(data, job_id), error, timings)))
 
-    @rule(data=st.data(), count=st.integers(1, 4), window=st.integers(1, 3))
-    def claim(self, data: st.DataObject, count: int, window: int) -> None:
-        """Take a job's next images for a task."""
-        self.move(self.job_id(data), Move(claim=count, window=window))
+    @rule(
+        data=st.data(),
+        count=st.integers(1, 4),
+        window=st.integers(1, 3),
+        key=st.none() | st.integers(0, 3),
+    )
+    def claim(self, data: st.DataObject, count: int, window: int, key: int | None) -> None:
+        """Take a job's next images for a task; a key made before answers what it took."""
+        self.move(self.job_id(data), Move(claim=count, window=window, claim_key=key))
 
     @rule(data=st.data(), error=st.none() | st.just("broken"), spec=st.booleans(), claim=st.integers(0, 3))  # fmt: skip
     def worker_step(self, data: st.DataObject, error: str | None, spec: bool, claim: int) -> None:

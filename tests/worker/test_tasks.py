@@ -75,6 +75,20 @@ def test_an_image_is_processed_recorded_and_the_next_one_enqueued(
     assert {"decode", "resize", "encode"} <= stats.operations.keys()
 
 
+def test_a_redelivered_task_publishes_the_batch_its_first_delivery_claimed(
+    settings: Settings, store: SqliteJobStore
+) -> None:
+    queue = RecordingQueue()
+    pairs = [("cyclo4.jpg", f"out/{n}.png") for n in range(4)]
+    job = new_job(store, pairs, [{"op": "resize", "factor": 0.5}])
+    assert handle_images(store, settings, job.id, range(0, 1), queue.enqueue) == ["run"]
+    assert handle_images(store, settings, job.id, range(0, 1), queue.enqueue) == ["skip"]
+    [(_, first), (_, again)] = queue.sent
+    assert first == again and first[0] == 1  # the same images, none stranded
+    got = store.get(job.id)
+    assert got is not None and got.next_index == 1 + len(first)
+
+
 def test_a_bad_image_is_a_failed_result_not_a_retry(
     settings: Settings, store: SqliteJobStore
 ) -> None:

@@ -42,6 +42,9 @@ class Move:
     """Take up to this many images for the job's next task (see Job.claim_next)."""
     window: int = 1
     """How many tasks share the job's tail (see Job.claim_next)."""
+    claim_key: int | None = None
+    """The claim's key, the first image of the task that claims: a claim made again with it
+    (a retry whose answer was lost, a redelivered task) answers the images it took then."""
     spec: bool = False
     """Read the job as it was created."""
 
@@ -77,7 +80,11 @@ def apply_move(job: Job, move: Move, now: float) -> tuple[Step, bool]:
     started = None
     if move.start is not None:
         started = job.start_image(move.start, max_attempts=move.max_attempts, now=now)
-    claimed = job.claim_next(count=move.claim, window=move.window) if move.claim > 0 else range(0)
+    claimed = (
+        job.claim_next(count=move.claim, window=move.window, key=move.claim_key)
+        if move.claim > 0
+        else range(0)
+    )
     attempt = 0 if move.start is None or started == "skip" else job.images[move.start].attempts
     spec = Job.from_spec(job.spec()) if move.spec else None
     return Step(started, claimed, spec, attempt), finished

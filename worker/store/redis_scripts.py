@@ -100,6 +100,8 @@ def move_json(move: Move) -> str:
         asked["gave_up"] = gave_up_message(move.max_attempts)
     if move.claim > 0:
         asked["claim"], asked["window"] = move.claim, move.window
+        if move.claim_key is not None:
+            asked["claim_key"] = move.claim_key
     if move.spec:
         asked["spec"] = True
     return json.dumps(asked)
@@ -133,4 +135,8 @@ def job_from_hash(raw: dict[bytes, bytes]) -> Job | None:
         image.attempts = int(fields.get(f"i{n}:a", 0))
         image.error = fields.get(f"i{n}:e")
         image.started = float(fields[f"i{n}:t"]) if f"i{n}:t" in fields else None
+    for name, value in fields.items():
+        if name[0] == "c" and name[1:].isdigit():  # c<key>: "<first> <count>"
+            first, taken = map(int, value.split())
+            job.claims[int(name[1:])] = range(first, first + taken)
     return job

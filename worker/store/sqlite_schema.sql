@@ -1,6 +1,6 @@
--- The embedded job store's tables (worker/store/sqlite_store.py), version 1.
+-- The embedded job store's tables (worker/store/sqlite_store.py), version 2.
 -- Run as one transaction by every process that opens the file while its
--- user_version is below 1: every statement may run again.
+-- user_version is below 2: every statement may run again.
 
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -47,4 +47,13 @@ CREATE TABLE IF NOT EXISTS outputs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outputs_by_job ON outputs (job_id);
 
-PRAGMA user_version = 1;
+-- The images each keyed claim took (Job.claims): a claim made again answers them.
+CREATE TABLE IF NOT EXISTS claims (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    key INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    taken INTEGER NOT NULL,
+    PRIMARY KEY (job_id, key)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 2;

@@ -200,7 +200,12 @@ class SqliteJobStore(ReapOnRead):
                 return
             state = job.state
             before = [(i.state, i.attempts, i.error, i.started) for i in job.images]
+            claimed = set(job.claims)
             yield db, job
+            db.executemany(
+                "INSERT INTO claims (job_id, key, first, taken) VALUES (?, ?, ?, ?)",
+                ((job.id, k, r.start, len(r)) for k, r in job.claims.items() if k not in claimed),
+            )
             db.execute(
                 f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _JOB_COLUMNS)} WHERE id = ?",
                 (*(getattr(job, c) for c in _JOB_COLUMNS), job.id),
@@ -238,6 +243,8 @@ class SqliteJobStore(ReapOnRead):
             image.state = ImageState(image_row["state"])
             image.attempts, image.error = image_row["attempts"], image_row["error"]
             image.started = image_row["started"]
+        for claim in db.execute("SELECT key, first, taken FROM claims WHERE job_id = ?", (job_id,)):
+            job.claims[claim["key"]] = range(claim["first"], claim["first"] + claim["taken"])
         return job
 
 

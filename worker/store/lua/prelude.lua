@@ -15,7 +15,8 @@
 -- The job hash (see redis_store.py): spec, state, total, next_index, version, changed_at,
 -- started_at, finished_at, published_at, expires_at, outputs (the keys of its outputs,
 -- as JSON), done, failed, cancelled, running; for image n: i<n>:s its state (absent:
--- queued), i<n>:a attempts, i<n>:e error, i<n>:t when it last started.
+-- queued), i<n>:a attempts, i<n>:e error, i<n>:t when it last started; for a claim
+-- made with key k: c<k> the images it took, "<first> <count>".
 
 local key = KEYS[1]
 local C = cjson.decode(ARGV[1])

@@ -14,6 +14,7 @@
 --            gave_up       the error of an image that gave up
 --            claim         how many images to take for the job's next task
 --            window        how many tasks share the job's tail
+--            claim_key     the claim's key: a claim made again with it answers what it took
 --            spec          true: return the job as it was created
 --
 -- Returns {the start's decision or '', first image claimed, images claimed, the spec
@@ -61,11 +62,20 @@ local function start_image(i)
 end
 
 local function claim_next()
+  local key_field = move.claim_key and ('c' .. move.claim_key)
+  if key_field then
+    local earlier = redis.call('HGET', key, key_field)
+    if earlier then
+      local first, taken = string.match(earlier, '(%d+) (%d+)')
+      return tonumber(first), tonumber(taken)
+    end
+  end
   if not active(field('state')) then return 0, 0 end
   local n, total = num('next_index'), num('total')
   if n >= total then return 0, 0 end
   local taken = math.max(1, math.min(move.claim, math.ceil((total - n) / move.window)))
   redis.call('HSET', key, 'next_index', n + taken)
+  if key_field then redis.call('HSET', key, key_field, n .. ' ' .. taken) end
   return n, taken
 end
 
