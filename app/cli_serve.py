@@ -14,14 +14,11 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from app.cli_errors import EXIT_OK, EXIT_USAGE, UsageError
-from app.cli_text import command_name
-from app.client import DEFAULT_URL
-from app.logging_setup import configure_logging
+from app.cli_text import banner, url_of
+from app.logging_setup import configure_logging, log_format
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -33,7 +30,6 @@ log = logging.getLogger(__name__)
 
 BODY_READ_LIMIT = 64 * 1024 * 1024
 """Bytes of a body waitress reads at most (at least twice IMGSERVE_MAX_BODY_BYTES)."""
-SAMPLE_JOB = Path("examples/job.json")
 
 
 def run_api(args: argparse.Namespace) -> int:
@@ -135,50 +131,20 @@ def waitress_options(settings: Settings, threads: int) -> dict[str, Any]:
     }
 
 
-def url_of(host: str, port: int) -> str:
-    """Return the URL a client on this machine reaches the API by."""
-    if host in ("", "0.0.0.0", "::"):
-        host = "localhost"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-def banner(settings: Settings, url: str, concurrency: int) -> str:
-    """Return what `imgserve up` prints once it serves: where, and a job to try."""
-    redis = without_password(settings.redis_url or "")
-    mode = "embedded (no server)" if settings.embedded else f"Redis at {redis}"
-    client = "" if os.environ.get("IMGSERVE_URL", DEFAULT_URL) == url else f"IMGSERVE_URL={url} "
-    here = Path.cwd().resolve()
-    if (here / SAMPLE_JOB).is_file() and settings.inputs.resolve() == here:
-        sample = f"  sample job:  {client}{command_name()} submit {SAMPLE_JOB} --wait\n"
-    else:
-        sample = f"  submit:      {client}{command_name()} submit JOB.json --wait\n"
-    return (
-        f"imgserve is up on {mode}, {concurrency} worker processes\n"
-        f"  API:         {url}/jobs\n"
-        f"  docs:        {url}/docs\n"
-        f"  storage:     {settings.root}\n"
-        f"{sample}"
-        "Stop with Ctrl-C."
-    )
-
-
-def without_password(url: str) -> str:
-    """Return a URL with its password, if it has one, replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
-
-
 def worker_argv(
-    concurrency: int, loglevel: str, *, embedded: bool, task_events: bool = False
+    concurrency: int,
+    loglevel: str,
+    *,
+    embedded: bool,
+    task_events: bool = False,
+    quiet: bool = False,
 ) -> list[str]:
-    """Return the Celery worker arguments imgserve runs with."""
-    argv = [
+    """Return the Celery worker arguments imgserve runs with.
+
+    quiet: without Celery's start-up banner, which is no log line (for IMGSERVE_LOG_FORMAT=json).
+    """
+    argv = ["--quiet"] if quiet else []
+    argv += [
         "worker",
         "--pool=prefork",
         f"--concurrency={concurrency}",
@@ -216,7 +182,11 @@ def run_worker(args: argparse.Namespace) -> int:
         wait_out_full_disk(app)
     concurrency = args.concurrency or settings.concurrency
     argv = worker_argv(
-        concurrency, args.loglevel, embedded=settings.embedded, task_events=settings.task_events
+        concurrency,
+        args.loglevel,
+        embedded=settings.embedded,
+        task_events=settings.task_events,
+        quiet=log_format() == "json",
     )
     app.worker_main(argv)
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""How the ``imgserve`` job commands print jobs: summaries, listings, state colours.
+"""What ``imgserve`` prints: job summaries, listings, state colours, the ``up`` banner.
 
 Colour is for people: only on a terminal, never with NO_COLOR set (https://no-color.org)
 or TERM=dumb, so a pipe or a file always gets plain text.
@@ -13,11 +13,18 @@ import shutil
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
+
+from app.client import DEFAULT_URL
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 FAILURES_SHOWN = 10
 """Failed images a summary lists at most; --verbose lists every one."""
 FOLDERS_SHOWN = 3
+SAMPLE_JOB = Path("examples/job.json")
 COLOURS = {"succeeded": "32", "failed": "31", "partially_failed": "33", "cancelled": "90"}
 """ANSI colours of the final states: green, red, yellow, grey."""
 
@@ -134,3 +141,42 @@ def command_name() -> str:
     if found and Path(found).resolve() == Path(run_as).resolve():
         return "imgserve"
     return run_as
+
+
+def url_of(host: str, port: int) -> str:
+    """Return the URL a client on this machine reaches the API by."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def banner(settings: Settings, url: str, concurrency: int) -> str:
+    """Return what `imgserve up` prints once it serves: where, and a job to try."""
+    redis = without_password(settings.redis_url or "")
+    mode = "embedded (no server)" if settings.embedded else f"Redis at {redis}"
+    client = "" if os.environ.get("IMGSERVE_URL", DEFAULT_URL) == url else f"IMGSERVE_URL={url} "
+    here = Path.cwd().resolve()
+    if (here / SAMPLE_JOB).is_file() and settings.inputs.resolve() == here:
+        sample = f"  sample job:  {client}{command_name()} submit {SAMPLE_JOB} --wait\n"
+    else:
+        sample = f"  submit:      {client}{command_name()} submit JOB.json --wait\n"
+    return (
+        f"imgserve is up on {mode}, {concurrency} worker processes\n"
+        f"  API:         {url}/jobs\n"
+        f"  docs:        {url}/docs\n"
+        f"  storage:     {settings.root}\n"
+        f"{sample}"
+        "Stop with Ctrl-C."
+    )
+
+
+def without_password(url: str) -> str:
+    """Return a URL with its password, if it has one, replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.cli_text import listing, summary, use_colour, wrote_line
+from app.cli_text import listing, summary, url_of, use_colour, without_password, wrote_line
 
 
 def image(n: int, state: str, outputs: int = 0, error: str | None = None) -> dict[str, Any]:
@@ -132,3 +132,28 @@ def test_colour_is_for_terminals_and_off_with_no_color_or_a_dumb_terminal(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert use_colour(stream) is coloured
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("redis://:s3cret@redis:6379/0", "redis://:***@redis:6379/0"),
+        ("rediss://app:s3cret@10.0.0.7:6380/1", "rediss://app:***@10.0.0.7:6380/1"),
+    ],
+)
+def test_the_banner_never_shows_a_redis_password(url: str, shown: str) -> None:
+    assert without_password(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "http://localhost:9000"),
+        ("::", "http://localhost:9000"),
+        ("127.0.0.1", "http://127.0.0.1:9000"),
+        ("::1", "http://[::1]:9000"),
+    ],
+)
+def test_the_banner_gives_the_url_a_client_here_reaches(host: str, url: str) -> None:
+    assert url_of(host, 9000) == url

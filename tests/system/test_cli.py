@@ -419,3 +419,28 @@ def test_version_is_the_installed_package_s() -> None:
         [sys.executable, "-m", "app.cli", "--version"], capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stdout) == (0, f"imgserve {version('imgserve')}\n")
+
+
+def test_a_bad_setting_of_a_serving_command_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
+    env = service_env(tmp_path, IMGSERVE_STATE_DIR=str(tmp_path / "state"))
+    limits = "imgserve: IMGSERVE_SOFT_TIME_LIMIT (400 s) must be below IMGSERVE_HARD_TIME_LIMIT (330 s)\n"
+    # fmt: off
+    cases = [
+        ("api", {"IMGSERVE_LOG_FORMAT": "xml"}, "imgserve: IMGSERVE_LOG_FORMAT is 'xml'; use text or json\n"),
+        ("worker", {"IMGSERVE_LOG_FORMAT": "xml"}, "imgserve: IMGSERVE_LOG_FORMAT is 'xml'; use text or json\n"),
+        ("api", {"IMGSERVE_PORT": "http"}, "imgserve: argument --port: 'http' is not a port number (1 to 65535); see `imgserve api --help`\n"),
+        ("up", {"IMGSERVE_PORT": "0"}, "imgserve: argument --port: '0' is not a port number (1 to 65535); see `imgserve up --help`\n"),
+        ("api", {"IMGSERVE_SOFT_TIME_LIMIT": "400"}, limits),
+        ("worker", {"IMGSERVE_SOFT_TIME_LIMIT": "400"}, limits),
+    ]
+    # fmt: on
+    for command, extra, stderr in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", command],
+            env={**env, **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (2, "", stderr), (command, extra)
