@@ -22,6 +22,18 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "as
 """What every log record holds; anything else on a record was given as ``extra=``."""
 
 
+class WithoutHostWarning(logging.Filter):
+    """Drop kombu's "No hostname was supplied" warning: the embedded queue is a folder, no host.
+
+    kombu logs it on each connection to the filesystem transport (every POST, in embedded
+    mode), where it says nothing wrong.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but that warning."""
+        return not str(record.msg).startswith("No hostname was supplied")
+
+
 class LogSettingError(ValueError):
     """Raised when IMGSERVE_LOG_FORMAT or a log level names nothing imgserve knows."""
 
@@ -72,4 +84,7 @@ def configure_logging(level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    kombu = logging.getLogger("kombu.connection")
+    if not any(isinstance(f, WithoutHostWarning) for f in kombu.filters):
+        kombu.addFilter(WithoutHostWarning())
     logging.captureWarnings(True)

@@ -9,7 +9,13 @@ import sys
 import pytest
 from flask.testing import FlaskClient
 
-from app.logging_setup import TEXT_FORMAT, JsonFormatter, LogSettingError, log_format
+from app.logging_setup import (
+    TEXT_FORMAT,
+    JsonFormatter,
+    LogSettingError,
+    configure_logging,
+    log_format,
+)
 
 PHOTO = "photos/cyclo1.jpg"
 
@@ -125,3 +131,23 @@ def test_the_text_format_names_time_level_process_and_logger() -> None:
     )  # fmt: skip
     text = logging.Formatter(TEXT_FORMAT).format(record)
     assert text.partition(" INFO ")[2] == "[MainProcess] imgserve.access: GET /jobs 200 1.2 ms"
+
+
+def test_kombu_s_warning_of_no_host_for_the_embedded_queue_is_dropped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("IMGSERVE_LOG_FORMAT", raising=False)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging()
+        kombu = logging.getLogger("kombu.connection")
+        kombu.warning("No hostname was supplied. Reverting to default %r", "localhost")
+        kombu.warning("Connection to broker lost")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.captureWarnings(False)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(" WARNING [MainProcess] kombu.connection: Connection to broker lost")
