@@ -20,6 +20,8 @@ DEFAULT_LIMIT = 20
 
 def run_submit(args: argparse.Namespace) -> int:
     """Submit a job file; with --wait, follow it and exit 0 only if it succeeded."""
+    if args.json and args.quiet:
+        raise UsageError("--json and --quiet ask for two different outputs; give one")
     body = read_job_file(args.job)
     api = Client(args.url)
     try:

@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from tests.support import free_port
-from tests.system.conftest import StartService
+from tests.system.conftest import StartRedis, StartService
 from tests.system.service import Service, service_env
 
 pytestmark = pytest.mark.slow
@@ -310,6 +310,7 @@ def test_errors_are_one_sentence_with_their_exit_code(newcomer: Service) -> None
         (["submit", "missing.json"], 2, "imgserve: cannot read missing.json: No such file or directory\n"),
         (["submit", "huge.json"], 2, f"imgserve: huge.json is too large to submit ({size} bytes): the body is larger than IMGSERVE_MAX_BODY_BYTES (1048576 bytes)\n"),
         (["submit"], 2, "imgserve: the following arguments are required: job; see `imgserve submit --help`\n"),
+        (["submit", "examples/job.json", "--json", "-q"], 2, "imgserve: --json and --quiet ask for two different outputs; give one\n"),
         (["jobs", "--limit", "many"], 2, "imgserve: argument --limit: invalid int value: 'many'; see `imgserve jobs --help`\n"),
     ]
     # fmt: on
@@ -444,3 +445,17 @@ def test_a_bad_setting_of_a_serving_command_is_one_sentence_and_exit_2(tmp_path:
             timeout=60,
         )
         assert (done.returncode, done.stdout, done.stderr) == (2, "", stderr), (command, extra)
+
+
+def test_a_service_whose_redis_is_down_is_exit_3_with_the_api_s_sentence(
+    private_redis: StartRedis, redis_stacks: StartService
+) -> None:
+    server = private_redis()
+    service = redis_stacks(server.url, workers=0)
+    server.stop()
+    done = imgserve(service, "jobs")
+    assert (done.returncode, done.stdout) == (3, "")
+    assert done.stderr.startswith(
+        "imgserve: 503 Service unavailable: the job store does not answer: "
+    )
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
