@@ -7,6 +7,7 @@ with no worker a job stays queued for as long as a test needs.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -459,3 +461,43 @@ def test_a_service_whose_redis_is_down_is_exit_3_with_the_api_s_sentence(
         "imgserve: 503 Service unavailable: the job store does not answer: "
     )
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+class NotImgserve(http.server.BaseHTTPRequestHandler):
+    """A web server that is not imgserve: `{}` on /jobs..., an HTML 404 elsewhere."""
+
+    def do_GET(self) -> None:
+        """Answer as some other service would."""
+        if self.path.startswith("/jobs"):
+            body, status, kind = b"{}", 200, "application/json"
+        else:
+            body, status, kind = (
+                b"<html><h1>Not Found</h1>\n<p>nothing</p></html>",
+                404,
+                "text/html",
+            )
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        """Keep quiet."""
+
+
+def test_a_url_that_is_not_imgserve_is_exit_2_saying_so(tmp_path: Path) -> None:
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotImgserve) as other:
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{other.server_address[1]}"
+        cases = [
+            (url, f"imgserve: {url} did not answer as the imgserve API does: is that where it listens?\n"),
+            (f"{url}/elsewhere", "imgserve: 404 Not Found: <html><h1>Not Found</h1> <p>nothing</p></html>\n"),
+        ]  # fmt: skip
+        for where, stderr in cases:
+            done = subprocess.run(
+                [sys.executable, "-m", "app.cli", "status", "abc", "--url", where],
+                capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            )  # fmt: skip
+            assert (done.returncode, done.stdout, done.stderr) == (2, "", stderr)
+        other.shutdown()
