@@ -1,23 +1,33 @@
 # The two commands a newcomer runs: `make run` and `make test`. Each does its own set-up.
+# `make run` installs only what the service needs; `make install` (for test and lint) adds
+# the test extras.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SERVICE_STAMP := $(VENV)/.installed-service
+PORT   ?=
 
-.PHONY: install run test lint bench bench-service clean
+.PHONY: install install-service run test lint bench bench-service clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+$(SERVICE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+	touch $(SERVICE_STAMP) $@
+
+install-service: $(SERVICE_STAMP)
 
 install: $(STAMP)
 
-run: install ## Serve imgserve on the embedded default at http://localhost:8888.
-	$(BIN)/imgserve up
+run: install-service ## Serve imgserve on the embedded default at http://localhost:8888 (PORT=9000: there).
+	$(BIN)/imgserve up$(if $(PORT), --port $(PORT))
 
 test: install ## Run the whole test suite (starts its own redis-server).
 	$(BIN)/pytest

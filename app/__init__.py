@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from app.backends import Backends
-from worker.settings import Settings
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 DEFAULT_THREADS = 32
 """The request threads create_app assumes unless MAX_WAITS is given (`imgserve api`'s own)."""
@@ -33,8 +33,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     fake store or queue); ``MAX_WAITS`` bounds the long-polls held at once; other keys are
     Flask config.
     """
+    # Imported here, not above: the `imgserve` job commands import app/ and need none of it.
     from app import docs, health, jobs
+    from app.access_log import observe_requests
+    from app.backends import Backends
     from app.errors import register_error_handlers
+    from app.http_metrics import HttpMetrics
+    from worker.settings import Settings
 
     app = Flask(__name__)
     app.json = JSONInOrder(app)
@@ -48,6 +53,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config)
     app.extensions["imgserve"] = backends
     app.extensions["imgserve.waits"] = threading.BoundedSemaphore(app.config["MAX_WAITS"])
+    app.extensions["imgserve.metrics"] = metrics = HttpMetrics()
+    observe_requests(app, metrics)  # first: its after_request hook runs last, on the final answer
     app.register_blueprint(jobs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)

@@ -12,19 +12,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from app.backends import backends
 from app.errors import ServiceUnavailable
+from app.http_metrics import HttpMetrics
 from worker.state_folder import disk_problem
 from worker.store import BUCKETS, Stats, StoreUnavailable
 
@@ -93,15 +94,32 @@ def run_checks(
 
 @bp.get("/metrics")
 def metrics() -> ResponseReturnValue:
-    """Answer the service's metrics in the Prometheus text format (503 if the store is down)."""
+    """Answer the service's and this API process's metrics (503 if the store is down).
+
+    In the Prometheus text format, or OpenMetrics when the scraper's Accept asks for it.
+    """
     found = backends()
     try:
         stats = found.store.stats()
     except StoreUnavailable as exc:
         raise ServiceUnavailable(f"the job store does not answer: {exc}") from None
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(stats, found.queue.depth))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    own: HttpMetrics = current_app.extensions["imgserve.metrics"]
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = encode(Scrape(own.registry, StoreCollector(stats, found.queue.depth)))
+    # content_type, not mimetype: Flask would add a second charset to the encoder's own.
+    return Response(body, content_type=content_type)
+
+
+class Scrape:
+    """The collectors of one scrape, collected in turn."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every collector's metrics."""
+        for collector in self.collectors:
+            yield from collector.collect()
 
 
 class StoreCollector:
