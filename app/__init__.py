@@ -34,6 +34,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Flask config.
     """
     from app import docs, health, jobs
+    from app.auth import load_keys, register_auth
     from app.errors import register_error_handlers
 
     app = Flask(__name__)
@@ -48,6 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config)
     app.extensions["imgserve"] = backends
     app.extensions["imgserve.waits"] = threading.BoundedSemaphore(app.config["MAX_WAITS"])
+    register_auth(app, load_keys(backends.settings))
     app.register_blueprint(jobs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
