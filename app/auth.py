@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -136,3 +137,30 @@ def register_auth(app: Flask, keys: ApiKeys) -> None:
 
 
 UNAUTHORIZED = "this request needs an Authorization: Bearer header with a valid API key"
+
+
+def binding_refusal(host: str, settings: Settings, *, allow_anonymous: bool) -> str | None:
+    """Return why the API must not listen on host (None: it may).
+
+    Beyond loopback, someone other than this machine's users may reach the port: that
+    needs keys, or the operator's word that the network is trusted.
+    """
+    try:
+        keys = load_keys(settings)
+    except SettingsError as exc:
+        return str(exc)
+    if not keys.anonymous or allow_anonymous or settings.allow_anonymous or _loopback(host):
+        return None
+    return (
+        f"refusing to listen on {host} without API keys: set IMGSERVE_API_KEYS (or "
+        "IMGSERVE_API_KEYS_FILE), or pass --allow-anonymous (IMGSERVE_ALLOW_ANONYMOUS=1) "
+        "on a trusted network"
+    )
+
+
+def _loopback(host: str) -> bool:
+    """Return whether host is an address only this machine reaches."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -61,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serving_options(parser: argparse.ArgumentParser) -> None:
     """Add the options of a command that serves HTTP."""
-    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--host", default="127.0.0.1", help="beyond loopback: API keys needed")
+    parser.add_argument(
+        "--allow-anonymous", action="store_true", help="serve beyond loopback without API keys"
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--threads", type=int, default=32, help="API threads (long-polls hold one)")
 
@@ -75,9 +78,21 @@ def run_api(args: argparse.Namespace) -> int:
     from worker.settings import Settings
 
     settings = Settings.from_env()
+    if refused_binding(args, settings):
+        return 2
     app = create_app({"SETTINGS": settings, "MAX_WAITS": wait_slots(args.threads)})
     waitress.serve(app, host=args.host, port=args.port, **waitress_options(settings, args.threads))
     return 0
+
+
+def refused_binding(args: argparse.Namespace, settings: Settings) -> bool:
+    """Say why the API must not listen on --host, if it must not; return whether it said."""
+    from app.auth import binding_refusal
+
+    refusal = binding_refusal(args.host, settings, allow_anonymous=args.allow_anonymous)
+    if refusal is not None:
+        print(f"imgserve: {refusal}", file=sys.stderr)
+    return refusal is not None
 
 
 BODY_READ_LIMIT = 64 * 1024 * 1024
@@ -167,6 +182,8 @@ def run_up(args: argparse.Namespace) -> int:
     from worker.settings import Settings
 
     settings = Settings.from_env()
+    if refused_binding(args, settings):
+        return 2
     concurrency = args.concurrency or settings.concurrency
     command = [sys.executable, "-m", "app.cli", "worker", f"--concurrency={concurrency}"]
     command.append(f"--parent={os.getpid()}")

@@ -198,3 +198,38 @@ def test_the_client_sends_imgserve_token_as_its_bearer_token(
     monkeypatch.setattr(api.session, "send", send)
     api.get("0123")
     assert sent[0].headers["Authorization"] == f"Bearer {ALICE}"
+
+
+@pytest.mark.parametrize(
+    ("host", "changes", "allow", "refused"),
+    [
+        ("127.0.0.1", {}, False, False),
+        ("127.0.0.2", {}, False, False),
+        ("::1", {}, False, False),
+        ("localhost", {}, False, False),
+        ("0.0.0.0", {}, False, True),
+        ("192.168.1.10", {}, False, True),
+        ("0.0.0.0", {"api_keys": KEYS}, False, False),
+        ("0.0.0.0", {}, True, False),
+        ("0.0.0.0", {"allow_anonymous": True}, False, False),
+    ],
+)
+def test_the_api_listens_beyond_loopback_only_with_keys_or_allowed_anonymous(
+    settings: Settings, host: str, changes: dict[str, Any], allow: bool, refused: bool
+) -> None:
+    refusal = auth.binding_refusal(
+        host, dataclasses.replace(settings, **changes), allow_anonymous=allow
+    )
+    expected = (
+        f"refusing to listen on {host} without API keys: set IMGSERVE_API_KEYS (or "
+        "IMGSERVE_API_KEYS_FILE), or pass --allow-anonymous (IMGSERVE_ALLOW_ANONYMOUS=1) "
+        "on a trusted network"
+    )
+    assert refusal == (expected if refused else None)
+
+
+def test_malformed_keys_refuse_the_binding_with_their_own_sentence(settings: Settings) -> None:
+    refusal = auth.binding_refusal(
+        "127.0.0.1", dataclasses.replace(settings, api_keys="alice"), allow_anonymous=False
+    )
+    assert refusal == "IMGSERVE_API_KEYS entry 1: expected name:token"
