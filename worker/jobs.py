@@ -113,6 +113,8 @@ class Job:
     next_index: int = 0
     version: int = 0
     changed_at: float | None = None
+    owner: str | None = None
+    """The name of the API key that submitted the job (None: anonymous)."""
 
     @property
     def total(self) -> int:
@@ -131,6 +133,7 @@ class Job:
             "operations": self.operations,
             "encode": self.encode,
             "created_at": self.created_at,
+            "owner": self.owner,
             "images": [
                 {"input": i.input, "output": i.output, "outputs": i.outputs} for i in self.images
             ],
@@ -165,6 +168,7 @@ class Job:
             operations=spec["operations"],
             encode=spec["encode"],
             created_at=spec["created_at"],
+            owner=spec.get("owner"),
             images=[
                 ImageRecord(i["input"], i["output"], list(i["outputs"])) for i in spec["images"]
             ],
