@@ -105,6 +105,7 @@ def new_job(payload: Any, settings: Settings) -> Job:
         images=[ImageRecord(i.input, i.output, i.outputs) for i in valid.images],
         created_at=time.time(),
         owner=g.owner,
+        overwrite=valid.overwrite,
     )
 
 

@@ -115,6 +115,8 @@ class Job:
     changed_at: float | None = None
     owner: str | None = None
     """The name of the API key that submitted the job (None: anonymous)."""
+    overwrite: bool = True
+    """Whether the job's outputs may replace existing files (the worker checks again)."""
 
     @property
     def total(self) -> int:
@@ -134,6 +136,7 @@ class Job:
             "encode": self.encode,
             "created_at": self.created_at,
             "owner": self.owner,
+            "overwrite": self.overwrite,
             "images": [
                 {"input": i.input, "output": i.output, "outputs": i.outputs} for i in self.images
             ],
@@ -169,6 +172,7 @@ class Job:
             encode=spec["encode"],
             created_at=spec["created_at"],
             owner=spec.get("owner"),
+            overwrite=spec.get("overwrite", True),
             images=[
                 ImageRecord(i["input"], i["output"], list(i["outputs"])) for i in spec["images"]
             ],

@@ -211,7 +211,11 @@ def poll(service: Service, what: str, check: Callable[[], T], timeout: float = 3
 def local(redis_url: str, tmp_path: Path, seed_images: list[Path]) -> Local:
     """Return the compose world here: the test Redis and a storage root with the photos."""
     ports = {"8888": str(free_port()), "5555": str(free_port())}
-    return Local(redis_url, make_root(tmp_path, seed_images), ports)
+    root = make_root(tmp_path, seed_images)  # laid out as the volumes: in/photos, out
+    (root / "in").mkdir()
+    (root / "photos").rename(root / "in" / "photos")
+    (root / "out").mkdir()
+    return Local(redis_url, root, ports)
 
 
 @pytest.fixture
@@ -286,6 +290,8 @@ def test_every_image_service_finds_redis_and_the_storage_root_in_its_environment
         assert (service["build"], service["image"]) == (".", "imgserve:latest"), name
         assert service["environment"]["REDIS_URL"] == COMPOSE_REDIS_URL, name
         assert service["environment"]["IMGSERVE_ROOT"] == STORAGE_ROOT, name
+        assert service["environment"]["IMGSERVE_INPUT_ROOT"] == f"{STORAGE_ROOT}/in", name
+        assert service["environment"]["IMGSERVE_OUTPUT_ROOT"] == f"{STORAGE_ROOT}/out", name
         # Flower's dashboard lives on task events; each service sends its own.
         assert Settings.from_env(service["environment"]).task_events, name
         assert service["restart"] == "unless-stopped", name
@@ -293,11 +299,17 @@ def test_every_image_service_finds_redis_and_the_storage_root_in_its_environment
     assert "--port" not in SERVICES["redis"]["command"]
 
 
-def test_the_api_and_the_workers_share_one_named_volume_at_the_storage_root() -> None:
-    assert SERVICES["api"]["volumes"] == [f"images:{STORAGE_ROOT}"]
-    assert SERVICES["worker"]["volumes"] == [f"images:{STORAGE_ROOT}"]
+def test_the_inputs_are_read_only_everywhere_and_only_the_workers_write_outputs() -> None:
+    assert SERVICES["api"]["volumes"] == [
+        f"inputs:{STORAGE_ROOT}/in:ro",
+        f"outputs:{STORAGE_ROOT}/out:ro",
+    ]
+    assert SERVICES["worker"]["volumes"] == [
+        f"inputs:{STORAGE_ROOT}/in:ro",
+        f"outputs:{STORAGE_ROOT}/out",
+    ]
     assert "volumes" not in SERVICES["flower"]
-    assert COMPOSE["volumes"] == {"images": None, "redis-data": None}
+    assert COMPOSE["volumes"] == {"inputs": None, "outputs": None, "redis-data": None}
 
 
 def test_compose_refuses_to_start_the_api_without_api_keys() -> None:
@@ -421,14 +433,14 @@ def test_the_worker_command_processes_a_job_and_passes_its_health_check(
     launch(stack, local, "api", OPERATOR)
     launch(stack, local, "worker")
     stack.wait_healthy()
-    photos = sorted((local.root / "photos").glob("*.jpg"))
+    photos = sorted((local.root / "in" / "photos").glob("*.jpg"))
     images = [{"input": f"photos/{p.name}", "output": f"out/{p.stem}.jpg"} for p in photos]
     job = stack.finish(stack.submit(images, ["resize=0.5"])["id"])
     assert job["state"] == "succeeded", job
     for photo, image in zip(photos, job["images"], strict=True):
         assert image["outputs"] == [f"out/{photo.stem}.jpg"]
         width, height = size_of(photo)
-        assert size_of(local.root / image["outputs"][0]) == (width // 2, height // 2)
+        assert size_of(local.root / "out" / image["outputs"][0]) == (width // 2, height // 2)
     up = local.health_check("worker")
     assert (up.returncode, up.stderr) == (0, "")
 
@@ -464,7 +476,7 @@ def test_flower_shows_the_worker_and_its_tasks_through_its_http_api(
     assert TASK_NAME in workers[node]["registered"]
     assert [queue["name"] for queue in workers[node]["active_queues"]] == ["imgserve"]
 
-    photos = sorted((local.root / "photos").glob("*.jpg"))
+    photos = sorted((local.root / "in" / "photos").glob("*.jpg"))
     images = [{"input": f"photos/{p.name}", "output": f"seen/{p.stem}.png"} for p in photos]
     job = stack.finish(stack.submit(images, ["resize=0.5"])["id"])
     assert job["state"] == "succeeded", job
@@ -547,3 +559,11 @@ def test_the_image_runs_as_a_non_root_user_in_the_storage_root() -> None:
     assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k == "RUN")
     assert instruction("WORKDIR") == [STORAGE_ROOT]
     assert instruction("EXPOSE") == ["8888 5555"]
+
+
+def test_the_image_reads_inputs_and_writes_outputs_in_separate_roots() -> None:
+    assert "IMGSERVE_INPUT_ROOT=/data/in IMGSERVE_OUTPUT_ROOT=/data/out" in " ".join(
+        instruction("ENV")
+    )
+    (users,) = [run for run in instruction("RUN") if "useradd" in run]
+    assert "mkdir -p /data/in /data/out" in users
