@@ -90,7 +90,8 @@ def validate_job(payload: object, settings: Settings) -> ValidJob:
                 )
             )
         else:
-            images = _plan_images(request, chain, settings, problems)
+            images, pixels = _plan_images(request, chain, settings, problems)
+            problems += _over_budget(images, pixels, settings)
     if problems or chain is None or encode is None:
         raise JobProblems(problems)
     return ValidJob(
@@ -124,11 +125,38 @@ def _from_pydantic(error: Any) -> Problem:
     return Problem(pointer(*location), error["msg"])
 
 
+def _over_budget(images: list[PlannedImage], pixels: int, settings: Settings) -> list[Problem]:
+    """Return a problem for each of the job's budgets its plan exceeds (outputs, pixels)."""
+    problems = []
+    outputs = sum(len(image.outputs) for image in images)
+    if outputs > settings.max_job_outputs:
+        problems.append(
+            Problem(
+                "/images",
+                f"the job would write {outputs:,} outputs, more than "
+                f"IMGSERVE_MAX_JOB_OUTPUTS allows ({settings.max_job_outputs:,})",
+            )
+        )
+    if pixels > settings.max_job_pixels:
+        problems.append(
+            Problem(
+                "/images",
+                f"the job's outputs would total {pixels:,} pixels, more than "
+                f"IMGSERVE_MAX_JOB_PIXELS allows ({settings.max_job_pixels:,})",
+            )
+        )
+    return problems
+
+
 def _plan_images(
     request: JobRequest, chain: pipeline.Chain | None, settings: Settings, problems: list[Problem]
-) -> list[PlannedImage]:
-    """Check every image's paths, and its sizes when the chain is valid; return the plan."""
+) -> tuple[list[PlannedImage], int]:
+    """Check every image's paths, and its sizes when the chain is valid.
+
+    Return the plan and the pixels of every output it plans.
+    """
     planned: list[PlannedImage] = []
+    pixels = 0
     roots = InRoot(settings.inputs), output_root(settings)
     overwrite = _overwrite(request, settings)
     writers: dict[Path, str] = {}
@@ -141,7 +169,7 @@ def _plan_images(
         if source is not None:
             inputs.setdefault(source, pointer("images", n, "input"))
             if chain is not None:
-                _check_size(source, image.input, n, chain, settings, problems)
+                pixels += _check_size(source, image.input, n, chain, settings, problems)
         resolved_outputs.append(targets)
         planned.append(PlannedImage(image.input, image.output, outputs))
     for n, targets in enumerate(resolved_outputs):
@@ -155,7 +183,7 @@ def _plan_images(
                 problems.append(
                     Problem(here, f"output {target.name!r} is also written by {writers[target]}")
                 )
-    return planned
+    return planned, pixels
 
 
 def _input_path(path: str, n: int, inputs: InRoot, problems: list[Problem]) -> Path | None:
@@ -216,11 +244,14 @@ def _check_size(
     chain: pipeline.Chain,
     settings: Settings,
     problems: list[Problem],
-) -> None:
-    """Read an input's header and check that the chain stays within the limits."""
+) -> int:
+    """Read an input's header and check that the chain stays within the limits.
+
+    Return the pixels of the outputs planned for it (0 when it cannot be planned).
+    """
     try:
         width, height = pipeline.probe_size(source, limits=settings.limits)
-        pipeline.plan_sizes(chain, width, height, limits=settings.limits)
+        sizes = pipeline.plan_sizes(chain, width, height, limits=settings.limits)
     except pipeline.InvalidOperation as exc:
         problems += [
             Problem(p.pointer, f"{p.detail} (for input {path!r}, {width}x{height})")
@@ -228,3 +259,6 @@ def _check_size(
         ]
     except pipeline.PipelineError as exc:
         problems.append(Problem(pointer("images", n, "input"), f"input {path!r}: {exc.detail}"))
+    else:
+        return sum(w * h for w, h in sizes)
+    return 0
