@@ -36,6 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app import docs, health, jobs
     from app.auth import load_keys, register_auth
     from app.errors import register_error_handlers
+    from app.headers import register_headers
 
     app = Flask(__name__)
     app.json = JSONInOrder(app)
@@ -50,6 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["imgserve"] = backends
     app.extensions["imgserve.waits"] = threading.BoundedSemaphore(app.config["MAX_WAITS"])
     register_auth(app, load_keys(backends.settings))
+    register_headers(app, backends.settings)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)

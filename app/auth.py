@@ -122,7 +122,8 @@ def register_auth(app: Flask, keys: ApiKeys) -> None:
     @app.before_request
     def authenticate() -> None:
         g.owner = None
-        if request.endpoint in OPEN_ENDPOINTS:
+        # A CORS preflight bears no credentials; Flask answers it with Allow alone.
+        if request.endpoint in OPEN_ENDPOINTS or request.method == "OPTIONS":
             return
         header = request.headers.get("Authorization")
         if request.endpoint == "health.metrics":
