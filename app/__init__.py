@@ -36,8 +36,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here, not above: the `imgserve` job commands import app/ and need none of it.
     from app import docs, health, jobs
     from app.access_log import observe_requests
+    from app.auth import load_keys, register_auth
     from app.backends import Backends
     from app.errors import register_error_handlers
+    from app.headers import register_headers
     from app.http_metrics import HttpMetrics
     from worker.settings import Settings
 
@@ -55,6 +57,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["imgserve.waits"] = threading.BoundedSemaphore(app.config["MAX_WAITS"])
     app.extensions["imgserve.metrics"] = metrics = HttpMetrics()
     observe_requests(app, metrics)  # first: its after_request hook runs last, on the final answer
+    register_auth(app, load_keys(backends.settings))
+    register_headers(app, backends.settings)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)

@@ -105,7 +105,10 @@ def parser() -> Parser:
 
 def _serving_options(command: argparse.ArgumentParser) -> None:
     """Add the options of a command that serves HTTP."""
-    command.add_argument("--host", default="0.0.0.0")
+    command.add_argument("--host", default="127.0.0.1", help="beyond loopback: API keys needed")
+    command.add_argument(
+        "--allow-anonymous", action="store_true", help="serve beyond loopback without API keys"
+    )
     command.add_argument(
         "--port",
         type=port_number,

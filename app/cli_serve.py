@@ -36,6 +36,7 @@ def run_api(args: argparse.Namespace) -> int:
     """Serve the API with waitress until interrupted."""
     configure_logging()
     settings = read_settings()
+    refuse_binding(args, settings)
     server = listen(make_app(settings, args.threads), settings, args)
     log.info("serving the API on %s with %d threads", url_of(args.host, args.port), args.threads)
     server.run()
@@ -48,6 +49,7 @@ def run_up(args: argparse.Namespace) -> int:
 
     configure_logging()
     settings = read_settings()
+    refuse_binding(args, settings)
     server = listen(make_app(settings, args.threads), settings, args)
     concurrency = args.concurrency or settings.concurrency
     command = [sys.executable, "-m", "app.cli", "worker", f"--concurrency={concurrency}"]
@@ -84,6 +86,15 @@ def read_settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+
+
+def refuse_binding(args: argparse.Namespace, settings: Settings) -> None:
+    """Raise UsageError when the API must not listen on --host (beyond loopback, no keys)."""
+    from app.auth import binding_refusal
+
+    refusal = binding_refusal(args.host, settings, allow_anonymous=args.allow_anonymous)
+    if refusal is not None:
+        raise UsageError(refusal)
 
 
 def make_app(settings: Settings, threads: int) -> Flask:

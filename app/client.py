@@ -31,7 +31,10 @@ POLL_WAIT = 10.0
 
 
 class Client:
-    """Talks to the API at url (default: IMGSERVE_URL, else http://localhost:8888)."""
+    """Talks to the API at url (default: IMGSERVE_URL, else http://localhost:8888).
+
+    With IMGSERVE_TOKEN set, every request bears it as its API key.
+    """
 
     def __init__(self, url: str | None = None) -> None:
         given = url or os.environ.get("IMGSERVE_URL") or DEFAULT_URL
@@ -41,6 +44,9 @@ class Client:
             raise UsageError(f"{where} {given!r} is not an http:// or https:// URL")
         self.url = given.rstrip("/")
         self.session = requests.Session()
+        token = os.environ.get("IMGSERVE_TOKEN")
+        if token:  # the API key's token, when the API has keys
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def job_url(self, job_id: str) -> str:
         """Return the URL of a job."""

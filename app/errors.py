@@ -4,11 +4,13 @@ Errors::
 
     ApiProblem                  (status as a class attribute)
      ├── MalformedRequest       400  the body is not JSON an API could read
+     ├── Unauthorized           401  no valid API key (WWW-Authenticate: Bearer)
      ├── JobNotFound            404  no job has that id (or it expired)
      ├── UnsupportedMediaType   415  the body is not application/json
      ├── InvalidJob             422  the job is well-formed JSON but wrong; lists every problem
      ├── InvalidQuery           422  a query parameter is out of range
      ├── TooManyWaits           429  every long-poll slot is taken (Retry-After)
+     ├── OverQuota              429  a key has too many active jobs, or submits too fast
      └── ServiceUnavailable     503  the job store or the broker does not answer (Retry-After)
 
 Werkzeug's own HTTP errors (404 for an unknown route, 405 with ``Allow``, 413 for a
@@ -45,6 +47,7 @@ class ApiProblem(Exception):
     type: ClassVar[str] = "about:blank"
     retry_after: ClassVar[int | None] = None
     """Seconds a client should wait before asking again, sent as Retry-After."""
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -64,6 +67,15 @@ class MalformedRequest(ApiProblem):
     status = 400
     title = "Malformed request"
     type = "urn:imgserve:problem:malformed-request"
+
+
+class Unauthorized(ApiProblem):
+    """Raised when a request bears no valid API key (missing and wrong alike)."""
+
+    status = 401
+    title = "Unauthorized"
+    type = "urn:imgserve:problem:unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="imgserve"'}
 
 
 class JobNotFound(ApiProblem):
@@ -123,6 +135,18 @@ class TooManyWaits(ApiProblem):
     retry_after = 1
 
 
+class OverQuota(ApiProblem):
+    """Raised when a key has as many active jobs as it may, or submits faster than it may."""
+
+    status = 429
+    title = "Too many jobs"
+    type = "urn:imgserve:problem:over-quota"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after  # type: ignore[misc]
+
+
 class ServiceUnavailable(ApiProblem):
     """Raised when the job store or the broker does not answer; addresses are left out."""
 
@@ -172,7 +196,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiProblem)
     def api_problem(exc: ApiProblem) -> Response:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        headers = dict(exc.headers)
+        if exc.retry_after:
+            headers["Retry-After"] = str(exc.retry_after)
         return problem_response(
             exc.status,
             exc.title,

@@ -8,27 +8,31 @@ rest for every other request); one more is a 429 with Retry-After.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, current_app, g, url_for
 from flask.typing import ResponseReturnValue
 
 from app.backends import Backends, backends
-from app.errors import InvalidJob, JobNotFound, ServiceUnavailable, TooManyWaits
+from app.errors import InvalidJob, JobNotFound, OverQuota, ServiceUnavailable, TooManyWaits
 from app.request_parsing import query_number, read_json_body
 from app.validation import JobProblems, pointer, validate_job
 from pipeline import Problem
 from worker.job_queue import SubmitFailed
 from worker.jobs import ImageRecord, Job, new_job_id
 from worker.settings import Settings
-from worker.store import OutputsBusy, StoreUnavailable
+from worker.store import InputInUse, OutputsBusy, StoreUnavailable, TooManyActive
 
 MAX_WAIT_SECONDS = 30.0
 PROGRESS_INTERVAL = 0.25
 """Seconds from a long-poll's request to its earliest answer about an unfinished job."""
+
+ACTIVE_RETRY_SECONDS = 5
+"""Retry-After of a key at its active-jobs limit: a job takes seconds at least to finish."""
 
 T = TypeVar("T")
 
@@ -40,6 +44,8 @@ def submit_job() -> ResponseReturnValue:
     """Validate and enqueue a job; answer 202 with its resource (?wait: once it finished)."""
     wait = query_number("wait", default=0.0, high=MAX_WAIT_SECONDS)
     found = backends()
+    if g.owner is not None:  # before validation, which reads every input's header
+        _admit(found, g.owner)
     job = new_job(read_json_body(), found.settings)
     with waiting(wait):
         job = submit(found, job, wait=wait)
@@ -52,7 +58,8 @@ def get_job(job_id: str) -> ResponseReturnValue:
     wait = query_number("wait", default=0.0, high=MAX_WAIT_SECONDS)
     found = backends()
     with waiting(wait):
-        if wait > 0:
+        if wait > 0:  # only once the job is known to be the caller's
+            _existing(job_id, _answering(lambda: found.store.get(job_id)))
             _answering(lambda: _wait_for_change(found, job_id, wait))
     return _existing(job_id, _answering(lambda: found.store.get(job_id))).to_json()
 
@@ -61,6 +68,7 @@ def get_job(job_id: str) -> ResponseReturnValue:
 def cancel_job(job_id: str) -> ResponseReturnValue:
     """Cancel a job's images that have not started; answer the job."""
     store = backends().store
+    _existing(job_id, _answering(lambda: store.get(job_id)))  # another key's job: untouched
     return _existing(job_id, _answering(lambda: store.cancel(job_id))).to_json()
 
 
@@ -70,7 +78,7 @@ def list_jobs() -> ResponseReturnValue:
     limit = int(query_number("limit", default=20, low=1, high=100, whole=True))
     offset = int(query_number("offset", default=0, high=1_000_000, whole=True))
     store = backends().store
-    jobs = _answering(lambda: store.list_jobs(limit=limit, offset=offset))
+    jobs = _answering(lambda: store.list_jobs(limit=limit, offset=offset, owner=g.owner))
     more = len(jobs) == limit
     return {
         "jobs": [summary(job.to_json()) for job in jobs],
@@ -96,6 +104,8 @@ def new_job(payload: Any, settings: Settings) -> Job:
         encode=valid.encode.to_json(),
         images=[ImageRecord(i.input, i.output, i.outputs) for i in valid.images],
         created_at=time.time(),
+        owner=g.owner,
+        overwrite=valid.overwrite,
     )
 
 
@@ -108,10 +118,17 @@ def submit(found: Backends, job: Job, *, wait: float = 0.0) -> Job:
     with found.store.following(job.id) if wait > 0 else contextlib.nullcontext():
         try:
             found.queue.submit(job)
-        except OutputsBusy as exc:  # one writer per output
-            detail = f"output {exc.output!r} is also written by job {exc.other_job}, which is "
+        except (OutputsBusy, InputInUse) as exc:  # one writer per output, none over an input
+            does = "also written by" if isinstance(exc, OutputsBusy) else "the input of"
+            detail = f"output {exc.output!r} is {does} job {exc.other_job}, which is "
             where = pointer("images", exc.index, "output")
             raise InvalidJob.of([Problem(where, detail + "queued or running")]) from None
+        except TooManyActive as exc:
+            raise OverQuota(
+                f"key {exc.owner!r} has {exc.limit} queued or running jobs, as many as "
+                "IMGSERVE_MAX_ACTIVE_JOBS allows; submit again once one has finished",
+                retry_after=ACTIVE_RETRY_SECONDS,
+            ) from None
         except SubmitFailed as exc:
             if not exc.may_exist:
                 raise ServiceUnavailable(exc.detail) from None
@@ -122,6 +139,19 @@ def submit(found: Backends, job: Job, *, wait: float = 0.0) -> Job:
         if wait > 0:
             return _finished_or_as_is(found, job, wait)
     return job
+
+
+def _admit(found: Backends, owner: str) -> None:
+    """Take a submission from owner's token bucket, or answer 429 saying when to try again."""
+    rate, burst = found.settings.rate
+    wait = _answering(lambda: found.store.admit(owner, rate=rate, burst=burst))
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise OverQuota(
+            f"key {owner!r} submits faster than IMGSERVE_SUBMIT_RATE "
+            f"({found.settings.submit_rate}) allows; submit again in {seconds} s",
+            retry_after=seconds,
+        )
 
 
 def _finished_or_as_is(found: Backends, job: Job, wait: float) -> Job:
@@ -176,8 +206,11 @@ def wait_slots(threads: int) -> int:
 
 
 def _existing(job_id: str, job: Job | None) -> Job:
-    """Return the job, or raise a 404 for a job the store does not have."""
-    if job is None:
+    """Return the job, or raise a 404 for a job the store does not have or another key's.
+
+    Another key's job gets the very answer of an unknown id: nothing says it exists.
+    """
+    if job is None or (g.owner is not None and job.owner != g.owner):
         raise JobNotFound(f"no job has the id {job_id!r} (jobs expire after a while)")
     return job
 

@@ -54,6 +54,10 @@ class JobRequest(BaseModel):
         default=None,
         description="Encoder settings: jpeg_quality, webp_quality, png_compression.",
     )
+    overwrite: bool | None = Field(
+        default=None,
+        description="Whether outputs may replace existing files (default: IMGSERVE_OVERWRITE).",
+    )
 
 
 class Health(BaseModel):

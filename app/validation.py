@@ -8,6 +8,7 @@ now rather than failing later). Nothing is written here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 import pipeline
 from app.models import JobRequest
 from pipeline import Problem
-from worker.paths import InRoot, UnsafePath
+from worker.paths import InRoot, OutputRoot, UnsafePath, output_root
 from worker.settings import Settings
 
 T = TypeVar("T")
@@ -40,6 +41,8 @@ class ValidJob:
     chain: pipeline.Chain
     encode: pipeline.EncodeOptions
     images: list[PlannedImage]
+    overwrite: bool = True
+    """Whether its outputs may replace existing files."""
 
 
 class JobProblems(Exception):
@@ -87,10 +90,20 @@ def validate_job(payload: object, settings: Settings) -> ValidJob:
                 )
             )
         else:
-            images = _plan_images(request, chain, settings, problems)
+            images, pixels = _plan_images(request, chain, settings, problems)
+            problems += _over_budget(images, pixels, settings)
     if problems or chain is None or encode is None:
         raise JobProblems(problems)
-    return ValidJob(chain=chain, encode=encode, images=images)
+    return ValidJob(
+        chain=chain, encode=encode, images=images, overwrite=_overwrite(request, settings)
+    )
+
+
+def _overwrite(request: JobRequest | None, settings: Settings) -> bool:
+    """Return whether the job's outputs may replace files: its own word, else the setting."""
+    if request is not None and request.overwrite is not None:
+        return request.overwrite
+    return settings.overwrite == "replace"
 
 
 def _collect(problems: list[Problem], parse: Callable[[], T]) -> T | None:
@@ -112,23 +125,51 @@ def _from_pydantic(error: Any) -> Problem:
     return Problem(pointer(*location), error["msg"])
 
 
+def _over_budget(images: list[PlannedImage], pixels: int, settings: Settings) -> list[Problem]:
+    """Return a problem for each of the job's budgets its plan exceeds (outputs, pixels)."""
+    problems = []
+    outputs = sum(len(image.outputs) for image in images)
+    if outputs > settings.max_job_outputs:
+        problems.append(
+            Problem(
+                "/images",
+                f"the job would write {outputs:,} outputs, more than "
+                f"IMGSERVE_MAX_JOB_OUTPUTS allows ({settings.max_job_outputs:,})",
+            )
+        )
+    if pixels > settings.max_job_pixels:
+        problems.append(
+            Problem(
+                "/images",
+                f"the job's outputs would total {pixels:,} pixels, more than "
+                f"IMGSERVE_MAX_JOB_PIXELS allows ({settings.max_job_pixels:,})",
+            )
+        )
+    return problems
+
+
 def _plan_images(
     request: JobRequest, chain: pipeline.Chain | None, settings: Settings, problems: list[Problem]
-) -> list[PlannedImage]:
-    """Check every image's paths, and its sizes when the chain is valid; return the plan."""
+) -> tuple[list[PlannedImage], int]:
+    """Check every image's paths, and its sizes when the chain is valid.
+
+    Return the plan and the pixels of every output it plans.
+    """
     planned: list[PlannedImage] = []
-    roots = InRoot(settings.inputs), InRoot(settings.outputs)
+    pixels = 0
+    roots = InRoot(settings.inputs), output_root(settings)
+    overwrite = _overwrite(request, settings)
     writers: dict[Path, str] = {}
     inputs: dict[Path, str] = {}
     resolved_outputs: list[list[Path]] = []
     for n, image in enumerate(request.images):
         source = _input_path(image.input, n, roots[0], problems)
         outputs = pipeline.output_paths(image.output, chain.output_count if chain else 1)
-        targets = _output_paths(image.output, outputs, n, roots[1], problems)
+        targets = _output_paths(image.output, outputs, n, roots[1], overwrite, problems)
         if source is not None:
             inputs.setdefault(source, pointer("images", n, "input"))
             if chain is not None:
-                _check_size(source, image.input, n, chain, settings, problems)
+                pixels += _check_size(source, image.input, n, chain, settings, problems)
         resolved_outputs.append(targets)
         planned.append(PlannedImage(image.input, image.output, outputs))
     for n, targets in enumerate(resolved_outputs):
@@ -142,7 +183,7 @@ def _plan_images(
                 problems.append(
                     Problem(here, f"output {target.name!r} is also written by {writers[target]}")
                 )
-    return planned
+    return planned, pixels
 
 
 def _input_path(path: str, n: int, inputs: InRoot, problems: list[Problem]) -> Path | None:
@@ -162,22 +203,36 @@ def _input_path(path: str, n: int, inputs: InRoot, problems: list[Problem]) -> P
 
 
 def _output_paths(
-    output: str, outputs: list[str], n: int, root: InRoot, problems: list[Problem]
+    output: str,
+    outputs: list[str],
+    n: int,
+    root: OutputRoot,
+    overwrite: bool,
+    problems: list[Problem],
 ) -> list[Path]:
-    """Resolve an image's outputs inside the root and check their format."""
+    """Resolve an image's outputs where imgserve may write them and check their format."""
     where = pointer("images", n, "output")
     try:
         pipeline.output_format(output)
-        targets = [root.resolve(path) for path in outputs]
+        targets = [root.writable(path, overwrite=True) for path in outputs]
     except pipeline.UnsupportedFormat as exc:
         problems.append(Problem(where, exc.detail))
         return []
     except UnsafePath as exc:
         problems.append(Problem(where, f"output {output!r} {exc}"))
         return []
-    for target in targets:
+    for path, target in zip(outputs, targets, strict=True):
         if target.is_dir():
             problems.append(Problem(where, f"output {target.name!r} is an existing folder"))
+            return []
+        if not overwrite and os.path.lexists(target):
+            problems.append(
+                Problem(
+                    where,
+                    f"output {path!r} already exists, and the job does not replace "
+                    "files (overwrite: false)",
+                )
+            )
             return []
     return targets
 
@@ -189,11 +244,14 @@ def _check_size(
     chain: pipeline.Chain,
     settings: Settings,
     problems: list[Problem],
-) -> None:
-    """Read an input's header and check that the chain stays within the limits."""
+) -> int:
+    """Read an input's header and check that the chain stays within the limits.
+
+    Return the pixels of the outputs planned for it (0 when it cannot be planned).
+    """
     try:
         width, height = pipeline.probe_size(source, limits=settings.limits)
-        pipeline.plan_sizes(chain, width, height, limits=settings.limits)
+        sizes = pipeline.plan_sizes(chain, width, height, limits=settings.limits)
     except pipeline.InvalidOperation as exc:
         problems += [
             Problem(p.pointer, f"{p.detail} (for input {path!r}, {width}x{height})")
@@ -201,3 +259,6 @@ def _check_size(
         ]
     except pipeline.PipelineError as exc:
         problems.append(Problem(pointer("images", n, "input"), f"input {path!r}: {exc.detail}"))
+    else:
+        return sum(w * h for w, h in sizes)
+    return 0

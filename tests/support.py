@@ -155,7 +155,7 @@ def fill(folder: Path) -> Path:
 
 
 OpenStore = Callable[..., JobStore]
-"""Open a store, with the keyword arguments ttl, stale_after and clock the stores take."""
+"""Open a store, with the keyword arguments ttl, stale_after, clock and admission they take."""
 
 
 def start_image(store: JobStore, job_id: str, index: int, *, max_attempts: int = 3) -> Start:

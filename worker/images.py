@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 import pipeline
 from worker.jobs import Job
-from worker.paths import InRoot, UnsafePath
+from worker.paths import InRoot, UnsafePath, output_root
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ class PreparedJob:
 
     def __init__(self, job: Job, settings: Settings) -> None:
         self.job = job
-        self.inputs = InRoot(settings.inputs)
-        self.outputs = (
-            self.inputs if settings.outputs == settings.inputs else InRoot(settings.outputs)
+        self.outputs = output_root(settings)
+        self.inputs = (  # one root: one folder cache for both
+            self.outputs if settings.outputs == settings.inputs else InRoot(settings.inputs)
         )
         self._parsed: tuple[pipeline.Chain, pipeline.EncodeOptions] | None = None
 
@@ -45,13 +45,25 @@ class PreparedJob:
             self._parsed = chain, pipeline.parse_encode_options(self.job.encode)
         return self._parsed
 
-    def resolve(self, path: str, role: str) -> Path:
-        """Resolve an input or output path inside its root, as a pipeline error if it is not."""
-        root = self.inputs if role == "input" else self.outputs
+    def source(self, index: int) -> Path:
+        """Resolve an image's input inside its root, as a pipeline error if it is not."""
         try:
-            return root.resolve(path)
+            return self.inputs.resolve(self.job.images[index].input)
         except UnsafePath as exc:
-            raise pipeline.PipelineError(f"the {role} path {exc}") from None
+            raise pipeline.PipelineError(f"the input path {exc}") from None
+
+    def target(self, index: int) -> Path:
+        """Resolve an image's output where it may be written now, as a pipeline error if not.
+
+        The API checked the same at submission; a symlink or a file may have appeared since.
+        """
+        image = self.job.images[index]
+        try:
+            for output in image.outputs:  # each file it writes, which may not exist yet
+                self.outputs.writable(output, overwrite=self.job.overwrite)
+            return self.outputs.writable(image.output, overwrite=True)
+        except UnsafePath as exc:
+            raise pipeline.PipelineError(f"the output path {exc}") from None
 
 
 def run_image(
@@ -61,11 +73,10 @@ def run_image(
 
     retry: an earlier attempt of this image may have been killed halfway through its write.
     """
-    image = prepared.job.images[index]
     timings: Timings = []
     try:
-        source = prepared.resolve(image.input, "input")
-        target = prepared.resolve(image.output, "output")
+        source = prepared.source(index)
+        target = prepared.target(index)
         chain, encode = prepared.parsed(settings.limits)
         pipeline.process_image(
             source,

@@ -115,6 +115,10 @@ class Job:
     changed_at: float | None = None
     claims: dict[int, range] = field(default_factory=dict)
     """The images each claim took, by its key (Move.claim_key)."""
+    owner: str | None = None
+    """The name of the API key that submitted the job (None: anonymous)."""
+    overwrite: bool = True
+    """Whether the job's outputs may replace existing files (the worker checks again)."""
 
     @property
     def total(self) -> int:
@@ -133,6 +137,8 @@ class Job:
             "operations": self.operations,
             "encode": self.encode,
             "created_at": self.created_at,
+            "owner": self.owner,
+            "overwrite": self.overwrite,
             "images": [
                 {"input": i.input, "output": i.output, "outputs": i.outputs} for i in self.images
             ],
@@ -167,6 +173,8 @@ class Job:
             operations=spec["operations"],
             encode=spec["encode"],
             created_at=spec["created_at"],
+            owner=spec.get("owner"),
+            overwrite=spec.get("overwrite", True),
             images=[
                 ImageRecord(i["input"], i["output"], list(i["outputs"])) for i in spec["images"]
             ],

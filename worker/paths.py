@@ -6,6 +6,8 @@ resolution: it must start with the root's real path and a separator
 and the worker again before it reads or writes, so a symlink swapped in later
 cannot escape: a folder's real path is kept only with its identity (device and
 inode), which one ``stat`` of the kept path, following links, checks on every use.
+An output (``OutputRoot``) also never lies in a hidden folder or file, never inside a
+separate input root, and never replaces a file unless allowed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import functools
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 MAX_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
@@ -81,6 +87,47 @@ def _identity(path: str) -> Identity | None:
     except OSError:
         return None
     return stat.st_dev, stat.st_ino
+
+
+class OutputRoot(InRoot):
+    """Resolves outputs: inside the output root, and never where imgserve must not write.
+
+    input_root is given when inputs have a root of their own (read only): no output may
+    lie inside it, whatever the roots' nesting or a symbolic link makes of the path.
+    """
+
+    def __init__(self, root: Path, *, input_root: Path | None = None) -> None:
+        super().__init__(root)
+        self._input = None if input_root is None else os.path.join(_real_root(input_root), "")
+
+    def writable(self, path: str, *, overwrite: bool) -> Path:
+        """Return the real path of an output imgserve may write, or raise UnsafePath."""
+        real = self.resolve(path)
+        below = os.path.relpath(real, self.real_root)
+        if any(part.startswith(".") for part in below.split(os.sep)):
+            raise UnsafePath("is in a hidden folder or file (a name starting with '.')")
+        if self._input is not None and os.path.join(str(real), "").startswith(self._input):
+            raise UnsafePath("is inside the input root, which imgserve only reads")
+        if not overwrite and os.path.lexists(real):
+            raise UnsafePath(
+                "already exists, and the job does not replace files (overwrite: false)"
+            )
+        return real
+
+
+def output_root(settings: Settings) -> OutputRoot:
+    """Return the output root the settings name, guarding a separate input root."""
+    separate = settings.input_root if settings.separate_roots else None
+    return OutputRoot(settings.outputs, input_root=separate)
+
+
+def output_path(settings: Settings, path: str, *, overwrite: bool) -> Path:
+    """Return the real path of an output the worker may write now, or raise UnsafePath.
+
+    The worker calls it for each output just before writing: what the API checked at
+    submission may have changed since (a symlink, a file that appeared).
+    """
+    return output_root(settings).writable(path, overwrite=overwrite)
 
 
 def _real_below(real_root: str, relative: str) -> str:

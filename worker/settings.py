@@ -17,9 +17,23 @@ from typing import Any
 from pipeline import Limits
 from worker.jobs import STALE_AFTER
 
+OVERWRITE_POLICIES = ("replace", "never")
+"""IMGSERVE_OVERWRITE: whether a job's outputs may replace existing files by default."""
+_PER = {"s": 1.0, "min": 60.0, "h": 3600.0}
+
 
 class SettingsError(ValueError):
     """Raised when an environment variable holds a value imgserve cannot use."""
+
+
+def parse_rate(text: str) -> tuple[float, int]:
+    """Return a rate such as ``10/s`` as (per second, burst): the burst is its count."""
+    count, _, unit = text.partition("/")
+    if not count.isdigit() or int(count) < 1 or unit not in _PER:
+        raise SettingsError(
+            f"IMGSERVE_SUBMIT_RATE={text!r} is not a rate such as 10/s, 600/min or 5000/h"
+        )
+    return int(count) / _PER[unit], int(count)
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,18 @@ class Settings:
     batch_ms: int = 250
     task_events: bool = False
     concurrency: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    api_keys: str | None = field(default=None, repr=False)
+    """Comma-separated name:token pairs (app.auth reads them); unset with no file: anonymous."""
+    api_keys_file: Path | None = None
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_open: bool = False
+    allow_anonymous: bool = False
+    cors_origins: str | None = None
+    overwrite: str = "replace"
+    max_job_pixels: int = 20_000_000_000
+    max_job_outputs: int = 10_000
+    max_active_jobs: int = 20
+    submit_rate: str = "10/s"
 
     def __post_init__(self) -> None:
         # Celery's prefork pool arms the hard limit only when the soft one fires: a soft
@@ -63,6 +89,22 @@ class Settings:
                 f"IMGSERVE_HARD_TIME_LIMIT ({self.hard_time_limit} s): an image still within "
                 "its time limit would be failed as lost"
             )
+        if self.overwrite not in OVERWRITE_POLICIES:
+            raise SettingsError(
+                f"IMGSERVE_OVERWRITE={self.overwrite!r} is not one of "
+                + ", ".join(OVERWRITE_POLICIES)
+            )
+        parse_rate(self.submit_rate)
+
+    @property
+    def rate(self) -> tuple[float, int]:
+        """Return IMGSERVE_SUBMIT_RATE as submissions a second and the burst allowed."""
+        return parse_rate(self.submit_rate)
+
+    @property
+    def separate_roots(self) -> bool:
+        """Return whether inputs and outputs lie in two different folders."""
+        return self.inputs.resolve() != self.outputs.resolve()
 
     @property
     def limits(self) -> Limits:

@@ -29,6 +29,13 @@ class Service:
     env: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    token: str | None = None
+    """The API key's token every request of the small client bears (None: anonymous)."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return the headers every request of the small client sends."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def spawn(self, *args: str, name: str) -> subprocess.Popen[bytes]:
         """Start an imgserve command in the background, logging to a file."""
@@ -49,7 +56,10 @@ class Service:
     def submit(self, images: list[dict[str, str]], operations: list[Any]) -> dict[str, Any]:
         """Submit a job; return its resource."""
         response = requests.post(
-            f"{self.url}/jobs", json={"images": images, "operations": operations}, timeout=10
+            f"{self.url}/jobs",
+            json={"images": images, "operations": operations},
+            headers=self.headers,
+            timeout=10,
         )
         assert response.status_code == 202, response.text
         return response.json()  # type: ignore[no-any-return]
@@ -57,7 +67,10 @@ class Service:
     def get(self, job_id: str, wait: float = 0) -> dict[str, Any]:
         """Return a job."""
         response = requests.get(
-            f"{self.url}/jobs/{job_id}", params={"wait": wait}, timeout=wait + 10
+            f"{self.url}/jobs/{job_id}",
+            params={"wait": wait},
+            headers=self.headers,
+            timeout=wait + 10,
         )
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]

@@ -52,6 +52,10 @@ TASK_NAME = "imgserve.process_image"
 T = TypeVar("T")
 # What an operator puts in FLOWER_BASIC_AUTH to open Flower's HTTP API.
 FLOWER_LOGIN = ("imgserve", "deploy-test")
+# What an operator puts in IMGSERVE_API_KEYS, which compose requires for the API.
+API_TOKEN = "deploy-test-token-0123456789"
+OPERATOR = {"IMGSERVE_API_KEYS": f"deploy:{API_TOKEN}"}
+REQUIRED = re.compile(r"\$\{(\w+):\?([^}]*)\}")
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -139,7 +143,11 @@ class Local:
         """Return a service's compose environment; a null value comes from the operator's shell."""
         env = {k: v for k, v in service_env(self.root).items() if not k.startswith("FLOWER_")}
         for key, value in SERVICES[name].get("environment", {}).items():
-            if value is not None:
+            if isinstance(value, str) and (required := REQUIRED.fullmatch(value)):
+                variable, message = required.groups()  # compose refuses to start without it
+                assert operator and operator.get(variable), f"{variable}: {message}"
+                env[key] = operator[variable]
+            elif value is not None:
                 env[key] = self.text(str(value))
             elif operator and key in operator:  # compose leaves it unset when the shell does
                 env[key] = operator[key]
@@ -203,13 +211,17 @@ def poll(service: Service, what: str, check: Callable[[], T], timeout: float = 3
 def local(redis_url: str, tmp_path: Path, seed_images: list[Path]) -> Local:
     """Return the compose world here: the test Redis and a storage root with the photos."""
     ports = {"8888": str(free_port()), "5555": str(free_port())}
-    return Local(redis_url, make_root(tmp_path, seed_images), ports)
+    root = make_root(tmp_path, seed_images)  # laid out as the volumes: in/photos, out
+    (root / "in").mkdir()
+    (root / "photos").rename(root / "in" / "photos")
+    (root / "out").mkdir()
+    return Local(redis_url, root, ports)
 
 
 @pytest.fixture
 def stack(local: Local) -> Iterator[Service]:
     """Yield a Service to launch compose commands into; stop all of them afterwards."""
-    service = Service(f"http://127.0.0.1:{local.ports['8888']}", local.root, {})
+    service = Service(f"http://127.0.0.1:{local.ports['8888']}", local.root, {}, token=API_TOKEN)
     try:
         yield service
     finally:
@@ -222,11 +234,27 @@ def stack(local: Local) -> Iterator[Service]:
 @pytest.mark.parametrize(
     ("name", "runner", "expected"),
     [
-        ("api", "run_api", {"command": "api", "host": "0.0.0.0", "port": 8888, "threads": 32}),
+        (
+            "api",
+            "run_api",
+            {
+                "command": "api",
+                "host": "0.0.0.0",
+                "port": 8888,
+                "threads": 32,
+                "allow_anonymous": False,
+            },
+        ),
         (
             "worker",
             "run_worker",
-            {"command": "worker", "concurrency": None, "loglevel": "INFO"},
+            {
+                "command": "worker",
+                "concurrency": None,
+                "loglevel": "INFO",
+                "parent": None,
+                "state_lock_fd": None,
+            },
         ),
     ],
 )
@@ -262,6 +290,8 @@ def test_every_image_service_finds_redis_and_the_storage_root_in_its_environment
         assert (service["build"], service["image"]) == (".", "imgserve:latest"), name
         assert service["environment"]["REDIS_URL"] == COMPOSE_REDIS_URL, name
         assert service["environment"]["IMGSERVE_ROOT"] == STORAGE_ROOT, name
+        assert service["environment"]["IMGSERVE_INPUT_ROOT"] == f"{STORAGE_ROOT}/in", name
+        assert service["environment"]["IMGSERVE_OUTPUT_ROOT"] == f"{STORAGE_ROOT}/out", name
         # Flower's dashboard lives on task events; each service sends its own.
         assert Settings.from_env(service["environment"]).task_events, name
         assert service["restart"] == "unless-stopped", name
@@ -269,11 +299,47 @@ def test_every_image_service_finds_redis_and_the_storage_root_in_its_environment
     assert "--port" not in SERVICES["redis"]["command"]
 
 
-def test_the_api_and_the_workers_share_one_named_volume_at_the_storage_root() -> None:
-    assert SERVICES["api"]["volumes"] == [f"images:{STORAGE_ROOT}"]
-    assert SERVICES["worker"]["volumes"] == [f"images:{STORAGE_ROOT}"]
+def test_the_inputs_are_read_only_everywhere_and_only_the_workers_write_outputs() -> None:
+    assert SERVICES["api"]["volumes"] == [
+        f"inputs:{STORAGE_ROOT}/in:ro",
+        f"outputs:{STORAGE_ROOT}/out:ro",
+    ]
+    assert SERVICES["worker"]["volumes"] == [
+        f"inputs:{STORAGE_ROOT}/in:ro",
+        f"outputs:{STORAGE_ROOT}/out",
+    ]
     assert "volumes" not in SERVICES["flower"]
-    assert COMPOSE["volumes"] == {"images": None, "redis-data": None}
+    assert COMPOSE["volumes"] == {"inputs": None, "outputs": None, "redis-data": None}
+
+
+def test_compose_refuses_to_start_the_api_without_api_keys() -> None:
+    keys = SERVICES["api"]["environment"]["IMGSERVE_API_KEYS"]
+    assert REQUIRED.fullmatch(keys) is not None
+    assert REQUIRED.fullmatch(keys).groups() == (  # type: ignore[union-attr]
+        "IMGSERVE_API_KEYS",
+        "set IMGSERVE_API_KEYS to name:token pairs (README, Security)",
+    )
+    for name in ("worker", "flower"):
+        assert "IMGSERVE_API_KEYS" not in SERVICES[name]["environment"], name
+
+
+def test_the_api_command_beyond_loopback_refuses_to_start_without_keys(local: Local) -> None:
+    env = {k: v for k, v in local.env("api", OPERATOR).items() if k != "IMGSERVE_API_KEYS"}
+    ran = subprocess.run(
+        local.argv(SERVICES["api"]["command"]),
+        env=env,
+        cwd=local.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 2
+    assert ran.stderr == (
+        "imgserve: refusing to listen on 0.0.0.0 without API keys: set IMGSERVE_API_KEYS (or "
+        "IMGSERVE_API_KEYS_FILE), or pass --allow-anonymous (IMGSERVE_ALLOW_ANONYMOUS=1) "
+        "on a trusted network\n"
+    )
 
 
 def test_the_api_and_flower_publish_their_ports_and_workers_scale_freely() -> None:
@@ -348,14 +414,14 @@ def test_the_redis_command_starts_a_redis_that_appends_and_never_evicts(tmp_path
 def test_the_api_command_serves_healthz_and_passes_its_health_check(
     local: Local, stack: Service
 ) -> None:
-    down = local.health_check("api")
+    down = local.health_check("api", OPERATOR)
     assert down.returncode == 1 and "Connection refused" in down.stderr, down.stderr
-    launch(stack, local, "api")
+    launch(stack, local, "api", OPERATOR)
     stack.wait_healthy()
     response = requests.get(f"{stack.url}/healthz", timeout=10)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "mode": "redis", "store": "ok", "broker": "ok"}
-    up = local.health_check("api")
+    up = local.health_check("api", OPERATOR)
     assert (up.returncode, up.stderr) == (0, "")
 
 
@@ -364,17 +430,17 @@ def test_the_worker_command_processes_a_job_and_passes_its_health_check(
 ) -> None:
     alone = local.health_check("worker")
     assert (alone.returncode, alone.stderr) == (1, "")
-    launch(stack, local, "api")
+    launch(stack, local, "api", OPERATOR)
     launch(stack, local, "worker")
     stack.wait_healthy()
-    photos = sorted((local.root / "photos").glob("*.jpg"))
+    photos = sorted((local.root / "in" / "photos").glob("*.jpg"))
     images = [{"input": f"photos/{p.name}", "output": f"out/{p.stem}.jpg"} for p in photos]
     job = stack.finish(stack.submit(images, ["resize=0.5"])["id"])
     assert job["state"] == "succeeded", job
     for photo, image in zip(photos, job["images"], strict=True):
         assert image["outputs"] == [f"out/{photo.stem}.jpg"]
         width, height = size_of(photo)
-        assert size_of(local.root / image["outputs"][0]) == (width // 2, height // 2)
+        assert size_of(local.root / "out" / image["outputs"][0]) == (width // 2, height // 2)
     up = local.health_check("worker")
     assert (up.returncode, up.stderr) == (0, "")
 
@@ -387,7 +453,7 @@ def test_flower_shows_the_worker_and_its_tasks_through_its_http_api(
     launch(stack, local, "flower", operator)
     poll(stack, "Flower", lambda: requests.get(f"{flower}/healthcheck", timeout=5).ok)
     assert requests.get(f"{flower}/api/workers", timeout=5).status_code == 401
-    launch(stack, local, "api")
+    launch(stack, local, "api", OPERATOR)
     worker = launch(stack, local, "worker")
     stack.wait_healthy()
     node = f"imgserve-{worker.pid}@{socket.gethostname()}"
@@ -410,7 +476,7 @@ def test_flower_shows_the_worker_and_its_tasks_through_its_http_api(
     assert TASK_NAME in workers[node]["registered"]
     assert [queue["name"] for queue in workers[node]["active_queues"]] == ["imgserve"]
 
-    photos = sorted((local.root / "photos").glob("*.jpg"))
+    photos = sorted((local.root / "in" / "photos").glob("*.jpg"))
     images = [{"input": f"photos/{p.name}", "output": f"seen/{p.stem}.png"} for p in photos]
     job = stack.finish(stack.submit(images, ["resize=0.5"])["id"])
     assert job["state"] == "succeeded", job
@@ -493,3 +559,11 @@ def test_the_image_runs_as_a_non_root_user_in_the_storage_root() -> None:
     assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k == "RUN")
     assert instruction("WORKDIR") == [STORAGE_ROOT]
     assert instruction("EXPOSE") == ["8888 5555"]
+
+
+def test_the_image_reads_inputs_and_writes_outputs_in_separate_roots() -> None:
+    assert "IMGSERVE_INPUT_ROOT=/data/in IMGSERVE_OUTPUT_ROOT=/data/out" in " ".join(
+        instruction("ENV")
+    )
+    (users,) = [run for run in instruction("RUN") if "useradd" in run]
+    assert "mkdir -p /data/in /data/out" in users

@@ -14,7 +14,8 @@ import redis
 from tests.support import OpenStore
 from worker.jobs import STALE_AFTER
 from worker.settings import Settings
-from worker.store import JobStore
+from worker.store import Admission, JobStore
+from worker.store.protocol import UNLIMITED
 from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
 
@@ -26,19 +27,27 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
     server = fakeredis.FakeServer()
 
     def opener(
-        *, ttl: int = 3600, stale_after: float = STALE_AFTER, clock: Callable[[], float] = time.time
+        *,
+        ttl: int = 3600,
+        stale_after: float = STALE_AFTER,
+        clock: Callable[[], float] = time.time,
+        admission: Admission = UNLIMITED,
     ) -> JobStore:
         store: SqliteJobStore | RedisJobStore
         if request.param == "sqlite":
             path = tmp_path / "jobs.sqlite3"
-            store = SqliteJobStore(path, ttl=ttl, stale_after=stale_after, clock=clock)
+            store = SqliteJobStore(
+                path, ttl=ttl, stale_after=stale_after, clock=clock, admission=admission
+            )
         else:
             client = (
                 fakeredis.FakeRedis(server=server)
                 if request.param == "fakeredis"
                 else redis.Redis.from_url(request.getfixturevalue("redis_url"))
             )
-            store = RedisJobStore(client, ttl=ttl, stale_after=stale_after, clock=clock)
+            store = RedisJobStore(
+                client, ttl=ttl, stale_after=stale_after, clock=clock, admission=admission
+            )
         opened.append(store)
         return store
 

@@ -1,11 +1,13 @@
 """Every store against the reference state machine: the same random steps, the same answers.
 
-``worker.jobs.Job`` is the reference. A hypothesis state machine submits jobs whose
-outputs often collide, and starts, finishes, fails, cancels, reaps, redelivers (a
+``worker.jobs.Job`` is the reference. A hypothesis state machine submits jobs of
+three owners (one anonymous) whose outputs often collide with other jobs' outputs and
+inputs, and starts, finishes, fails, cancels, reaps, redelivers (a
 start of a running image) and claims images in random order, on a store and on a
 reference copy of each job, with one clock that only the test moves. After every
 step each answer must be the reference's, and so must every job as the store reads
-it (get fails stale images in both), its peek, the listing and the stats.
+it (get fails stale images in both), its peek, the listings (each owner's too) and the
+stats. A store refuses an owner's job beyond MAX_ACTIVE queued or running ones.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import fakeredis
+import pytest
 import redis
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
@@ -31,7 +34,16 @@ from hypothesis.stateful import (
 
 from tests.support import Clock
 from worker.jobs import ACTIVE_JOB_STATES, ImageRecord, ImageState, Job, JobState
-from worker.store import Finish, JobStore, Move, OutputsBusy, Peek
+from worker.store import (
+    Admission,
+    Finish,
+    InputInUse,
+    JobStore,
+    Move,
+    OutputsBusy,
+    Peek,
+    TooManyActive,
+)
 from worker.store.metrics import counter_increments, stats_from_counters
 from worker.store.protocol import apply_move, missing_step, output_claims
 from worker.store.redis_store import RedisJobStore
@@ -41,6 +53,11 @@ STALE_AFTER = 50.0
 TTL = 10**7  # nothing expires while the machine runs (expiry has tests of its own)
 OUTPUTS = ("a.png", "b.png", "c.png", "./a.png", "d/../b.png", "e/f.png")
 """Few files under several spellings: new jobs often collide with running ones."""
+INPUTS = ("in/0.png", "in/1.png", "c.png", "e//f.png")
+"""Inputs, two of them outputs under other spellings: an output may hit an active input."""
+OWNERS = (None, "alice", "bob")
+MAX_ACTIVE = 3
+ADMISSION = Admission(max_active=MAX_ACTIVE, inputs_shared=True)
 TIMINGS = st.lists(
     st.tuples(st.sampled_from(["decode", "resize"]), st.sampled_from([0.0078125, 0.25, 1.5, 40.0])),
     max_size=2,
@@ -92,22 +109,37 @@ class StoreMachine(RuleBasedStateMachine):
             event(f"read failed {job.reap(older_than=older_than, now=self.clock.now)} stale images")
         return job
 
-    @initialize(outputs=OUTPUT_LISTS, window=st.integers(1, 3))
-    def submit_a_first_job(self, outputs: list[str], window: int) -> None:
+    @initialize(outputs=OUTPUT_LISTS, window=st.integers(1, 3), data=st.data())
+    def submit_a_first_job(self, outputs: list[str], window: int, data: st.DataObject) -> None:
         """Begin with a job, so that every sequence has one to move."""
-        self.submit(outputs, window)
+        self.submit(outputs, window, data)
 
-    @rule(outputs=OUTPUT_LISTS, window=st.integers(1, 3))
-    def submit(self, outputs: list[str], window: int) -> None:
-        """Submit a job; it is refused while a queued or running job writes one of its outputs."""
+    @rule(outputs=OUTPUT_LISTS, window=st.integers(1, 3), data=st.data())
+    def submit(self, outputs: list[str], window: int, data: st.DataObject) -> None:
+        """Submit a job; it is refused while its owner has MAX_ACTIVE active jobs, or a
+        queued or running job writes one of its outputs, or reads one."""
         self.clock.now += 1.0
+        owner = data.draw(st.sampled_from(OWNERS))
+        inputs = [data.draw(st.sampled_from(INPUTS)) for _ in outputs]
         job = Job(
             id=uuid.uuid4().hex,
             operations=[{"op": "blur", "kernel": 3}],
             encode={"jpeg_quality": 90},
-            images=[ImageRecord(f"in/{n}.png", out, [out]) for n, out in enumerate(outputs)],
+            images=[ImageRecord(i, out, [out]) for i, out in zip(inputs, outputs, strict=True)],
             created_at=self.clock.now,
+            owner=owner,
         )
+        active = [j for j in self.reference.values() if j.state in ACTIVE_JOB_STATES]
+        if owner is not None and sum(j.owner == owner for j in active) >= MAX_ACTIVE:
+            with pytest.raises(TooManyActive) as too_many:
+                self.store.create(copy.deepcopy(job), window=window)
+            assert (too_many.value.owner, too_many.value.limit) == (owner, MAX_ACTIVE)
+            event("submit refused: too many active jobs")
+            return
+        readers: dict[str, str] = {}
+        for other in sorted(active, key=lambda j: (j.created_at, j.id)):
+            for image in other.images:
+                readers.setdefault(posixpath.normpath(image.input), other.id)
         writers = {
             key: other.id
             for other in self.reference.values()
@@ -115,13 +147,19 @@ class StoreMachine(RuleBasedStateMachine):
             for key, _, _ in output_claims(other)
         }
         busy = [(i, out, writers[key]) for key, i, out in output_claims(job) if key in writers]
+        read = [(i, out, readers[key]) for key, i, out in output_claims(job) if key in readers]
         try:
             first = self.store.create(copy.deepcopy(job), window=window)
         except OutputsBusy as refused:
             event("submit refused: an output is busy")
             assert busy and (refused.index, refused.output, refused.other_job) == busy[0]
             return
-        assert not busy and first == job.first_window(window)
+        except InputInUse as refused:
+            event("submit refused: an output is an active job's input")
+            assert not busy and read
+            assert (refused.index, refused.output, refused.other_job) == read[0]
+            return
+        assert not busy and not read and first == job.first_window(window)
         job.next_index, job.changed_at = len(job.first_window(window)), job.created_at
         self.reference[job.id] = job
 
@@ -227,6 +265,9 @@ class StoreMachine(RuleBasedStateMachine):
         newest_first = sorted(self.reference.values(), key=lambda j: j.created_at, reverse=True)
         listed = self.store.list_jobs(limit=100, offset=0)
         assert [j.id for j in listed] == [j.id for j in newest_first]
+        for owner in OWNERS[1:]:
+            mine = self.store.list_jobs(limit=100, offset=0, owner=owner)
+            assert [j.id for j in mine] == [j.id for j in newest_first if j.owner == owner]
         by_state = {str(state): 0 for state in JobState}
         for job in self.reference.values():
             by_state[job.state] += 1
@@ -241,7 +282,11 @@ def run_model(open_store: OpenStore) -> None:
 def test_the_sqlite_store_keeps_to_the_reference(tmp_path: Path) -> None:
     run_model(
         lambda clock: SqliteJobStore(
-            tmp_path / f"{uuid.uuid4().hex}.sqlite3", ttl=TTL, stale_after=STALE_AFTER, clock=clock
+            tmp_path / f"{uuid.uuid4().hex}.sqlite3",
+            ttl=TTL,
+            stale_after=STALE_AFTER,
+            clock=clock,
+            admission=ADMISSION,
         )
     )
 
@@ -249,7 +294,11 @@ def test_the_sqlite_store_keeps_to_the_reference(tmp_path: Path) -> None:
 def test_the_redis_store_on_fakeredis_keeps_to_the_reference() -> None:
     run_model(
         lambda clock: RedisJobStore(
-            fakeredis.FakeRedis(), ttl=TTL, stale_after=STALE_AFTER, clock=clock
+            fakeredis.FakeRedis(),
+            ttl=TTL,
+            stale_after=STALE_AFTER,
+            clock=clock,
+            admission=ADMISSION,
         )
     )
 
@@ -258,6 +307,8 @@ def test_the_redis_store_on_a_real_redis_keeps_to_the_reference(redis_url: str) 
     def on_an_empty_redis(clock: Clock) -> JobStore:
         client = redis.Redis.from_url(redis_url)
         client.flushdb()
-        return RedisJobStore(client, ttl=TTL, stale_after=STALE_AFTER, clock=clock)
+        return RedisJobStore(
+            client, ttl=TTL, stale_after=STALE_AFTER, clock=clock, admission=ADMISSION
+        )
 
     run_model(on_an_empty_redis)

@@ -23,16 +23,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from worker.store.errors import OutputsBusy, StoreError, StoreTimedOut, StoreUnavailable
+from worker.store.errors import (
+    InputInUse,
+    OutputsBusy,
+    StoreError,
+    StoreTimedOut,
+    StoreUnavailable,
+    TooManyActive,
+)
 from worker.store.metrics import BUCKETS, OperationTimes, Stats
-from worker.store.protocol import Finish, JobStore, Move, Peek, Step
+from worker.store.protocol import Admission, Finish, JobStore, Move, Peek, Step
 
 if TYPE_CHECKING:
     from worker.settings import Settings
 
 __all__ = [
     "BUCKETS",
+    "Admission",
     "Finish",
+    "InputInUse",
     "JobStore",
     "Move",
     "OperationTimes",
@@ -43,6 +52,7 @@ __all__ = [
     "StoreError",
     "StoreTimedOut",
     "StoreUnavailable",
+    "TooManyActive",
     "open_store",
 ]
 
@@ -53,10 +63,16 @@ def open_store(settings: Settings) -> JobStore:
         from worker.store.redis_store import RedisJobStore
 
         return RedisJobStore.from_url(
-            settings.redis_url, ttl=settings.job_ttl, stale_after=settings.stale_after
+            settings.redis_url,
+            ttl=settings.job_ttl,
+            stale_after=settings.stale_after,
+            admission=Admission.of(settings),
         )
     from worker.store.sqlite_store import SqliteJobStore
 
     return SqliteJobStore(
-        settings.state_dir / "jobs.sqlite3", ttl=settings.job_ttl, stale_after=settings.stale_after
+        settings.state_dir / "jobs.sqlite3",
+        ttl=settings.job_ttl,
+        stale_after=settings.stale_after,
+        admission=Admission.of(settings),
     )

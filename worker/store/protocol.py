@@ -13,10 +13,32 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from worker.jobs import Job, Start
 from worker.store.metrics import Stats
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What JobStore.create checks beyond one writer per output, from the settings."""
+
+    max_active: int | None = None
+    """Queued or running jobs one owner may have (None: no limit; anonymous jobs: none)."""
+    inputs_shared: bool = True
+    """Whether outputs and inputs share one root: then no output may be an active job's input.
+
+    With separate roots an output can never be an input (the API refuses outputs under the
+    input root), and the same name in each root names two files.
+    """
+
+    @classmethod
+    def of(cls, settings: Settings) -> Admission:
+        """Return what the settings ask the store to check at creation."""
+        return cls(max_active=settings.max_active_jobs, inputs_shared=not settings.separate_roots)
 
 
 @dataclass(frozen=True)
@@ -109,6 +131,29 @@ def output_claims(job: Job) -> list[tuple[str, int, str]]:
     ]
 
 
+UNLIMITED = Admission()
+"""No limit on an owner's active jobs; outputs kept off active inputs (shared roots)."""
+
+
+def input_claims(job: Job) -> list[str]:
+    """Return the job's inputs, normalised as output_claims keys them, without repeats."""
+    return list(dict.fromkeys(posixpath.normpath(image.input) for image in job.images))
+
+
+def token_bucket(
+    tokens: float, at: float, now: float, rate: float, burst: int
+) -> tuple[float, float]:
+    """Return (tokens left, seconds to wait) after one submission asks for a token.
+
+    The bucket holds up to burst tokens and gains rate a second; a submission takes one,
+    or waits (taking none) for the next.
+    """
+    tokens = min(float(burst), tokens + max(0.0, now - at) * rate)
+    if tokens >= 1.0:
+        return tokens - 1.0, 0.0
+    return tokens, (1.0 - tokens) / rate
+
+
 class ReapOnRead(ABC):
     """The get of every store: the job as it truly is, its stale images failed first."""
 
@@ -142,8 +187,10 @@ class JobStore(Protocol):
     def create(self, job: Job, *, window: int) -> list[int]:
         """Store a new job and claim its first window of images (their indices) to enqueue.
 
-        Raise OutputsBusy, storing nothing, when one of its outputs is an output of a
-        job that is queued or running: one writer per output.
+        Storing nothing, raise TooManyActive when the job's owner has as many queued or
+        running jobs as the store's Admission allows; then OutputsBusy when one of its
+        outputs is an output of a job that is queued or running (one writer per output);
+        then, with shared roots, InputInUse when one is the input of such a job.
         """
 
     def get(self, job_id: str) -> Job | None:
@@ -153,8 +200,14 @@ class JobStore(Protocol):
         first (see Job.reap), so a read never shows a job stuck for good.
         """
 
-    def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
-        """Return recent jobs, newest first."""
+    def list_jobs(self, *, limit: int, offset: int, owner: str | None = None) -> list[Job]:
+        """Return recent jobs, newest first: every job, or only owner's when given."""
+
+    def admit(self, owner: str, *, rate: float, burst: int) -> float:
+        """Take a submission token from owner's bucket; return 0, or seconds to wait first.
+
+        The bucket (see token_bucket) lives in the store: it holds across API processes.
+        """
 
     def step(self, job_id: str, move: Move) -> Step:
         """Move a job along in one atomic change (one round trip): see Move."""

@@ -10,6 +10,11 @@ Layout (every key under the ``imgserve:`` prefix)::
                       count the moment it expires, whether or not it was swept yet
     output:<path>     the id of the queued or running job that writes that output;
                       deleted when the job settles or is cancelled, expires with it
+    input:<path>      sorted set of the queued and running jobs that read that input, by
+                      expiry; a job leaves it when it settles or is cancelled
+    owner:<name>:jobs    sorted set of the ids of that key's jobs by creation time
+    owner:<name>:active  sorted set of that key's queued and running jobs, by expiry
+    owner:<name>:rate    hash: that key's submission token bucket (lua/admit.lua)
     stats             hash of counters for /metrics (see worker.store.metrics)
     changed           pub/sub channel: "<job key> <version> <finished 0|1>" after a
                       change (see worker.store.redis_changes)
@@ -22,13 +27,14 @@ with a table of its KEYS and ARGV. They mirror the reference transitions of
 from __future__ import annotations
 
 import json
+import math
 from importlib import resources
 from typing import Any
 
 from worker.image_errors import gave_up_message
 from worker.jobs import ImageState, Job, JobState, Start
 from worker.store.metrics import counter_increments
-from worker.store.protocol import Move, Step
+from worker.store.protocol import Admission, Move, Step, input_claims, output_claims
 from worker.store.redis_changes import CHANNEL, QUIET_SECONDS
 
 PREFIX = "imgserve:"
@@ -36,6 +42,8 @@ JOB_KEY = PREFIX + "job:"
 JOBS_INDEX = PREFIX + "jobs"
 JOBS_IN = {state: f"{PREFIX}jobs:{state}" for state in JobState}
 OUTPUT_KEY = PREFIX + "output:"
+INPUT_KEY = PREFIX + "input:"
+OWNER_KEY = PREFIX + "owner:"
 STATS = PREFIX + "stats"
 
 CONSTANTS = json.dumps(
@@ -47,6 +55,8 @@ CONSTANTS = json.dumps(
         "start": {decision.name: decision.value for decision in Start},
         "job_key": JOB_KEY,
         "by_state": {state.value: key for state, key in JOBS_IN.items()},
+        "output_key": OUTPUT_KEY,
+        "input_key": INPUT_KEY,
     }
 )
 """ARGV[1] of every script (see lua/prelude.lua)."""
@@ -60,6 +70,12 @@ def script_text(name: str) -> str:
 
 
 SCRIPTS = {name: script_text(name) for name in ("create", "step", "cancel", "reap")}
+SCRIPTS["admit"] = resources.files("worker.store").joinpath("lua", "admit.lua").read_text("utf-8")
+
+
+def owner_key(owner: str, what: str) -> str:
+    """Return the key of an owner's jobs, active jobs or rate bucket (what says which)."""
+    return f"{OWNER_KEY}{owner}:{what}"
 
 
 def job_key(job_id: str) -> str:
@@ -68,7 +84,7 @@ def job_key(job_id: str) -> str:
 
 
 def job_hash(
-    job: Job, *, next_index: int, expires_at: float, outputs: list[str]
+    job: Job, *, next_index: int, expires_at: float, outputs: list[str], inputs: list[str]
 ) -> list[str | int | float]:
     """Return a new job's hash as create.lua takes it: fields and values in turn."""
     fields: dict[str, str | int | float] = {
@@ -82,8 +98,27 @@ def job_hash(
         "finished_at": "",
         "expires_at": expires_at,
         "outputs": json.dumps(outputs),
+        "inputs": json.dumps(inputs),
     }
+    if job.owner is not None:
+        fields["active_key"] = owner_key(job.owner, "active")
     return [item for field in fields.items() for item in field]
+
+
+def create_call(
+    job: Job, first: int, ttl: int, now: float, admission: Admission
+) -> tuple[list[str], list[Any]]:
+    """Return the keys and arguments of create.lua for a new job whose first window is first."""
+    claims = [OUTPUT_KEY + key for key, _, _ in output_claims(job)]
+    inputs = [INPUT_KEY + path for path in input_claims(job)]
+    expires_at = job.created_at + ttl
+    fields = job_hash(job, next_index=first, expires_at=expires_at, outputs=claims, inputs=inputs)
+    owner = job.owner or ""
+    keys = [job_key(job.id), JOBS_INDEX, owner_key(owner, "jobs"), owner_key(owner, "active")]
+    args = [CONSTANTS, job.created_at, expires_at, math.ceil(expires_at * 1000), now, ttl,
+            len(claims), owner, admission.max_active or 0, int(admission.inputs_shared),
+            *fields]  # fmt: skip
+    return [*keys, *claims, *inputs], args
 
 
 def move_json(move: Move) -> str:

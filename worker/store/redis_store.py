@@ -8,7 +8,6 @@ them pass, so callers try again later.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -23,21 +22,35 @@ from redis.retry import Retry
 
 from worker.image_errors import idle_message, stale_message
 from worker.jobs import STALE_AFTER, Job
-from worker.store.errors import OutputsBusy, StoreTimedOut, StoreUnavailable
+from worker.store.errors import (
+    InputInUse,
+    OutputsBusy,
+    StoreTimedOut,
+    StoreUnavailable,
+    TooManyActive,
+)
 from worker.store.metrics import Stats, stats_from_counters
-from worker.store.protocol import Move, Peek, ReapOnRead, Step, output_claims
+from worker.store.protocol import (
+    UNLIMITED,
+    Admission,
+    Move,
+    Peek,
+    ReapOnRead,
+    Step,
+    output_claims,
+)
 from worker.store.redis_changes import QUIET_SECONDS, RECHECK_SECONDS, ChangeListener, Wait
 from worker.store.redis_scripts import (
     CONSTANTS,
     JOBS_IN,
     JOBS_INDEX,
-    OUTPUT_KEY,
     SCRIPTS,
     STATS,
+    create_call,
     job_from_hash,
-    job_hash,
     job_key,
     move_json,
+    owner_key,
     step_from_reply,
 )
 
@@ -52,8 +65,10 @@ class RedisJobStore(ReapOnRead):
         ttl: int,
         stale_after: float = STALE_AFTER,
         clock: Callable[[], float] = time.time,
+        admission: Admission = UNLIMITED,
     ) -> None:
         self.client = client
+        self.admission = admission
         self.ttl = ttl
         self.stale_after = stale_after
         self.clock = clock
@@ -61,11 +76,19 @@ class RedisJobStore(ReapOnRead):
         self._step = client.register_script(SCRIPTS["step"])
         self._cancel = client.register_script(SCRIPTS["cancel"])
         self._reap = client.register_script(SCRIPTS["reap"])
+        self._admit = client.register_script(SCRIPTS["admit"])
         self._changes = ChangeListener(client)
         self._local = threading.local()  # followed: this thread's following() waits
 
     @classmethod
-    def from_url(cls, url: str, *, ttl: int, stale_after: float = STALE_AFTER) -> RedisJobStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        ttl: int,
+        stale_after: float = STALE_AFTER,
+        admission: Admission = UNLIMITED,
+    ) -> RedisJobStore:
         """Connect to the Redis at url; a call that gets no answer in 2 s fails.
 
         Nothing is tried again inside redis-py, whatever its version's defaults: a script
@@ -79,7 +102,7 @@ class RedisJobStore(ReapOnRead):
             health_check_interval=30,
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(client, ttl=ttl, stale_after=stale_after)
+        return cls(client, ttl=ttl, stale_after=stale_after, admission=admission)
 
     @contextmanager
     def _answering(self) -> Iterator[None]:
@@ -110,22 +133,27 @@ class RedisJobStore(ReapOnRead):
     def create(self, job: Job, *, window: int) -> list[int]:
         """Store a new job and claim its first window of images, unless an output is busy.
 
-        One script checks that no queued or running job writes one of its outputs,
-        then stores the job, indexes it and takes its outputs, or does nothing.
+        One script checks the owner's active jobs and that no queued or running job writes
+        (or, with shared roots, reads) one of its outputs, then stores the job, indexes it
+        and takes its outputs and inputs, or does nothing.
         """
         first = job.first_window(window)
-        claims = output_claims(job)
-        outputs = [OUTPUT_KEY + key for key, _, _ in claims]
-        expires_at = job.created_at + self.ttl
-        fields = job_hash(job, next_index=len(first), expires_at=expires_at, outputs=outputs)
-        args = [CONSTANTS, job.created_at, expires_at, math.ceil(expires_at * 1000), self.clock(),
-                self.ttl, *fields]  # fmt: skip
+        keys, args = create_call(job, len(first), self.ttl, self.clock(), self.admission)
         with self._answering():
-            busy = self._create(keys=[job_key(job.id), JOBS_INDEX, *outputs], args=args)
-        if busy:
-            _, index, output = claims[int(busy[0]) - 1]
-            raise OutputsBusy(index, output, busy[1].decode())
-        return first
+            refused = self._create(keys=keys, args=args)
+        if not refused:
+            return first
+        if refused[0] == b"active":
+            raise TooManyActive(job.owner or "", self.admission.max_active or 0)
+        _, index, output = output_claims(job)[int(refused[1]) - 1]
+        other = refused[2].decode()
+        raise (OutputsBusy if refused[0] == b"output" else InputInUse)(index, output, other)
+
+    def admit(self, owner: str, *, rate: float, burst: int) -> float:
+        """Take a submission token from owner's bucket, in one script."""
+        with self._answering():
+            wait = self._admit(keys=[owner_key(owner, "rate")], args=[self.clock(), rate, burst])
+        return float(wait)
 
     def read(self, job_id: str) -> Job | None:
         """Return the job as stored, or None."""
@@ -133,10 +161,11 @@ class RedisJobStore(ReapOnRead):
             raw = cast(dict[bytes, bytes], self.client.hgetall(job_key(job_id)))
         return job_from_hash(raw)
 
-    def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
-        """Return recent jobs, newest first."""
+    def list_jobs(self, *, limit: int, offset: int, owner: str | None = None) -> list[Job]:
+        """Return recent jobs, newest first: every job, or only owner's."""
+        index = JOBS_INDEX if owner is None else owner_key(owner, "jobs")
         with self._answering():
-            ids = cast(list[bytes], self.client.zrevrange(JOBS_INDEX, offset, offset + limit - 1))
+            ids = cast(list[bytes], self.client.zrevrange(index, offset, offset + limit - 1))
             pipe = self.client.pipeline(transaction=False)
             for job_id in ids:
                 pipe.hgetall(job_key(job_id.decode()))

@@ -61,8 +61,9 @@ class Database:
         try:
             yield
         except (sqlite3.OperationalError, OSError) as exc:
-            # No path: the sentence reaches clients in 503 answers.
-            raise StoreUnavailable(f"the job database cannot be used: {exc}") from exc
+            # No path: the sentence reaches clients in 503 answers (an OSError's str has one).
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StoreUnavailable(f"the job database cannot be used: {reason}") from exc
 
     @contextmanager
     def transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:

@@ -1,6 +1,7 @@
 -- The embedded job store's tables (worker/store/sqlite_store.py), version 2.
 -- Run as one transaction by every process that opens the file while its
--- user_version is below 2: every statement may run again.
+-- user_version is below 2: every statement may run again (a version 1 file gains
+-- the tables of version 2; no ALTER, which could not run twice).
 
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -54,6 +55,29 @@ CREATE TABLE IF NOT EXISTS claims (
     first INTEGER NOT NULL,
     taken INTEGER NOT NULL,
     PRIMARY KEY (job_id, key)
+) WITHOUT ROWID;
+
+-- The API key that submitted each job (anonymous jobs have no row): its listing, its
+-- count of queued and running jobs.
+CREATE TABLE IF NOT EXISTS job_owners (
+    job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    owner TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS job_owners_by_owner ON job_owners (owner);
+
+-- The inputs of queued and running jobs (several jobs may read one): no output over them.
+CREATE TABLE IF NOT EXISTS inputs (
+    path TEXT NOT NULL,
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    PRIMARY KEY (path, job_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inputs_by_job ON inputs (job_id);
+
+-- Each key's submission token bucket (worker.store.protocol.token_bucket).
+CREATE TABLE IF NOT EXISTS rates (
+    owner TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    at REAL NOT NULL
 ) WITHOUT ROWID;
 
 PRAGMA user_version = 2;

@@ -2,7 +2,7 @@
 
 Each change runs the reference transition of ``worker.jobs.Job`` inside one
 ``BEGIN IMMEDIATE`` transaction, so concurrent worker processes never lose an
-update; the counters and the outputs of active jobs change in the same transaction.
+update; the counters and what active jobs claim (sqlite_claims) change in the same transaction.
 Jobs are counted by state as they change; the next create deletes expired jobs
 (and takes them off the counts), and stats() takes off those expired since, found
 by an index: no read of every job. Long-polls poll the job's version every 50 ms:
@@ -20,17 +20,18 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from worker.jobs import ACTIVE_JOB_STATES, STALE_AFTER, ImageState, Job, JobState
-from worker.store.errors import OutputsBusy
 from worker.store.metrics import Stats, counter_increments, stats_from_counters
 from worker.store.protocol import (
+    UNLIMITED,
+    Admission,
     Move,
     Peek,
     ReapOnRead,
     Step,
     apply_move,
     missing_step,
-    output_claims,
 )
+from worker.store.sqlite_claims import check_claims, release_claims, take_claims, take_token
 from worker.store.sqlite_db import Database
 
 _JOB_COLUMNS = (
@@ -38,8 +39,6 @@ _JOB_COLUMNS = (
     "version", "changed_at",
 )  # fmt: skip
 _POLL_SECONDS = 0.05
-_CHUNK = 500
-"""Outputs looked up in one query (SQLite caps a statement's parameters)."""
 
 
 class SqliteJobStore(ReapOnRead):
@@ -52,11 +51,13 @@ class SqliteJobStore(ReapOnRead):
         ttl: int,
         stale_after: float = STALE_AFTER,
         clock: Callable[[], float] = time.time,
+        admission: Admission = UNLIMITED,
     ) -> None:
         self.path = path
         self.ttl = ttl
         self.stale_after = stale_after
         self.clock = clock
+        self.admission = admission
         self.db = Database(path)
 
     def close(self) -> None:
@@ -69,19 +70,15 @@ class SqliteJobStore(ReapOnRead):
             self.db.connection().execute("SELECT 1").fetchone()
 
     def create(self, job: Job, *, window: int) -> list[int]:
-        """Store a new job and claim its first window of images, unless an output is busy."""
+        """Store a new job and claim its first window of images, unless a claim is refused."""
         first = job.first_window(window)
         now = self.clock()
-        claims = output_claims(job)
         with self.db.transaction() as db:
             expired = "FROM jobs WHERE expires_at < ?"
             for row in db.execute(f"SELECT state, COUNT(*) AS n {expired} GROUP BY state", (now,)):
                 _count(db, row["state"], -row["n"])
             db.execute(f"DELETE {expired}", (now,))
-            busy = _busy_outputs(db, [key for key, _, _ in claims])
-            for key, index, output in claims:
-                if key in busy:
-                    raise OutputsBusy(index, output, busy[key])
+            check_claims(db, job, self.admission, now)
             db.execute(
                 "INSERT INTO jobs (id, spec, created_at, expires_at, state, next_index, changed_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -93,24 +90,27 @@ class SqliteJobStore(ReapOnRead):
                 ((job.id, i, image.state) for i, image in enumerate(job.images)),
             )
             _count(db, job.state, 1)
-            db.executemany(
-                "INSERT OR REPLACE INTO outputs (path, job_id) VALUES (?, ?)",
-                ((key, job.id) for key, _, _ in claims),
-            )
+            take_claims(db, job)
         return first
+
+    def admit(self, owner: str, *, rate: float, burst: int) -> float:
+        """Take a submission token from owner's bucket, in one transaction."""
+        with self.db.transaction() as db:
+            return take_token(db, owner, rate, burst, self.clock())
 
     def read(self, job_id: str) -> Job | None:
         """Return the job as stored, or None."""
         with self.db.unavailable():
             return self._load(self.db.connection(), job_id)
 
-    def list_jobs(self, *, limit: int, offset: int) -> list[Job]:
-        """Return recent jobs, newest first."""
+    def list_jobs(self, *, limit: int, offset: int, owner: str | None = None) -> list[Job]:
+        """Return recent jobs, newest first: every job, or only owner's."""
+        mine = "" if owner is None else " AND id IN (SELECT job_id FROM job_owners WHERE owner = ?)"
         with self.db.transaction("BEGIN") as db:
             rows = db.execute(
-                "SELECT id FROM jobs WHERE expires_at >= ? ORDER BY created_at DESC"
+                f"SELECT id FROM jobs WHERE expires_at >= ?{mine} ORDER BY created_at DESC"
                 " LIMIT ? OFFSET ?",
-                (self.clock(), limit, offset),
+                (self.clock(), *(() if owner is None else (owner,)), limit, offset),
             ).fetchall()
             jobs = [self._load(db, row["id"]) for row in rows]
         return [job for job in jobs if job is not None]
@@ -223,7 +223,7 @@ class SqliteJobStore(ReapOnRead):
                 _count(db, state, -1)
                 _count(db, job.state, 1)
             if job.state not in ACTIVE_JOB_STATES:
-                db.execute("DELETE FROM outputs WHERE job_id = ?", (job.id,))
+                release_claims(db, job.id)
 
     def _load(self, db: sqlite3.Connection, job_id: str) -> Job | None:
         """Read one job and its images."""
@@ -255,20 +255,3 @@ def _count(db: sqlite3.Connection, state: str, change: int) -> None:
         " ON CONFLICT (state) DO UPDATE SET n = n + excluded.n",
         (state, change),
     )
-
-
-def _busy_outputs(db: sqlite3.Connection, keys: list[str]) -> dict[str, str]:
-    """Return which of these outputs a queued or running job writes, and which job.
-
-    A job's rows leave the table in the change that settles or cancels it, and with
-    the job when it expires: every row is a queued or running job's.
-    """
-    busy: dict[str, str] = {}
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        rows = db.execute(
-            f"SELECT path, job_id FROM outputs WHERE path IN ({', '.join('?' * len(chunk))})",
-            chunk,
-        )
-        busy.update((row["path"], row["job_id"]) for row in rows)
-    return busy

@@ -14,9 +14,11 @@
 --
 -- The job hash (see redis_store.py): spec, state, total, next_index, version, changed_at,
 -- started_at, finished_at, published_at, expires_at, outputs (the keys of its outputs,
--- as JSON), done, failed, cancelled, running; for image n: i<n>:s its state (absent:
--- queued), i<n>:a attempts, i<n>:e error, i<n>:t when it last started; for a claim
--- made with key k: c<k> the images it took, "<first> <count>".
+-- as JSON), inputs (the keys of its inputs' sets of readers, as JSON), active_key (its
+-- owner's set of queued and running jobs; absent when anonymous), done, failed,
+-- cancelled, running; for image n: i<n>:s its state (absent: queued), i<n>:a attempts,
+-- i<n>:e error, i<n>:t when it last started; for a claim made with key k: c<k> the
+-- images it took, "<first> <count>".
 
 local key = KEYS[1]
 local C = cjson.decode(ARGV[1])
@@ -46,13 +48,21 @@ local function bump(now)
   end
 end
 
--- Let go of the job's outputs: another job may write them once this one cannot.
+-- Let go of the job's outputs and inputs, and leave its owner's active jobs: another job
+-- may write them once this one cannot.
 local function release_outputs()
   local outputs = field('outputs')
-  if not outputs then return end
-  for _, output in ipairs(cjson.decode(outputs)) do
-    if redis.call('GET', output) == id then redis.call('DEL', output) end
+  if outputs then
+    for _, output in ipairs(cjson.decode(outputs)) do
+      if redis.call('GET', output) == id then redis.call('DEL', output) end
+    end
   end
+  local inputs = field('inputs')
+  if inputs then
+    for _, input in ipairs(cjson.decode(inputs)) do redis.call('ZREM', input, id) end
+  end
+  local active_key = field('active_key')
+  if active_key then redis.call('ZREM', active_key, id) end
 end
 
 -- Move the job to a state: in its hash, and in the per-state sets stats() counts.
