@@ -109,7 +109,9 @@ class JobQueue:
     def depth(self) -> int:
         """Return the number of tasks waiting in the imgserve queue."""
         with self.celery.connection_for_read() as connection:
-            _, count, _ = connection.default_channel.queue_declare(queue=QUEUE, passive=True)
+            # Not passive: Redis drops an empty list, and a passive declare of a queue with
+            # no list raises; declaring it again is harmless and answers 0.
+            _, count, _ = connection.default_channel.queue_declare(queue=QUEUE)
             return int(count)
 
     def ping(self) -> None:

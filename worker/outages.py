@@ -135,6 +135,8 @@ class Recorder:
         self.until = until
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.failed: list[tuple[int, str]] = []
+        """The images this task recorded as failed, with their errors."""
 
     def step(
         self,
@@ -147,6 +149,15 @@ class Recorder:
         spec: bool = False,
     ) -> Step:
         """Move the job along in one change of the store (see JobStore.step)."""
+        if finish is not None and finish.error:
+            log.warning(
+                "job %s image %d failed: %s",
+                self.job_id,
+                finish.index,
+                finish.error,
+                extra={"job_id": self.job_id, "index": finish.index, "error": finish.error},
+            )
+            self.failed.append((finish.index, finish.error))
         return self._wait_out(
             lambda: self.store.step(
                 self.job_id,

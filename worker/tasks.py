@@ -58,7 +58,15 @@ def _recorder(job_id: str, *, wait: float) -> Recorder:
     return Recorder(_store(), _enqueue, job_id, until=until, max_attempts=settings.max_attempts)
 
 
-@app.task(name=TASK_NAME)
+class ImageFailed(Exception):
+    """Raised when a task recorded an image as failed: Celery and Flower show it as a failure.
+
+    Declared in the task's throws, so Celery logs it in one line, without a traceback; the
+    message is acknowledged as usual (the failure is recorded, nothing is retried).
+    """
+
+
+@app.task(name=TASK_NAME, throws=(ImageFailed,))
 def process_image(job_id: str, index: int, count: int = 1) -> list[Start]:
     """Process image index of job job_id, and the count - 1 images after it."""
     started = time.perf_counter()
@@ -79,6 +87,9 @@ def process_image(job_id: str, index: int, count: int = 1) -> list[Start]:
         ", ".join(decisions),
         time.perf_counter() - started,
     )
+    if recorder.failed:
+        failures = "; ".join(f"image {n}: {error}" for n, error in recorder.failed)
+        raise ImageFailed(f"job {job_id}: {failures}")
     return decisions
 
 

@@ -192,7 +192,9 @@ def test_the_client_sends_imgserve_token_as_its_bearer_token(
         sent.append(request)
         response = requests.Response()
         response.status_code = 200
-        response._content = b'{"id": "0123", "state": "queued", "progress": {}, "images": [], "finished_at": null}'
+        response._content = (
+            b'{"id": "0123", "state": "queued", "progress": {}, "images": [], "finished_at": null}'
+        )
         response.headers["Content-Type"] = "application/json"
         return response
 

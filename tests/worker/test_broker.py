@@ -39,6 +39,10 @@ def _body(message: dict[str, object]) -> bytes:
     return base64.b64decode(str(message["body"]))
 
 
+def test_an_empty_redis_queue_has_a_depth_of_0(redis_url: str, tmp_path: Path) -> None:
+    assert on_redis(redis_url, tmp_path).depth() == 0  # Redis keeps no empty list
+
+
 def test_a_submitted_job_is_stored_and_its_first_window_enqueued(
     redis_url: str, tmp_path: Path
 ) -> None:

@@ -14,7 +14,7 @@ import redis
 from celery.exceptions import Reject, TimeLimitExceeded
 from kombu.exceptions import OperationalError
 
-from tests.support import RecordingQueue, RedisServer
+from tests.support import RecordingQueue, RedisServer, make_job
 from worker import tasks
 from worker.batches import run_batch
 from worker.celery_app import celery_config
@@ -303,3 +303,24 @@ def test_the_worker_never_gives_up_on_its_broker(tmp_path: Path) -> None:
     assert config["broker_connection_max_retries"] is None
     assert config["broker_channel_error_retry"] is True  # OOM and READONLY replies included
     assert config["worker_cancel_long_running_tasks_on_connection_loss"] is False
+
+
+def test_a_task_whose_image_failed_is_a_celery_failure_and_a_warning_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteJobStore(settings.state_dir / "jobs.sqlite3", ttl=3600)
+    job = make_job(images=1, folder=f"out-{new_job_id()}")  # its input is not there
+    store.create(job, window=1)
+    monkeypatch.setattr(tasks, "_store", lambda: store)
+    with pytest.raises(tasks.ImageFailed) as caught:
+        tasks.process_image.run(job.id, 0, 1)
+    error = store.get(job.id).images[0].error  # type: ignore[union-attr]
+    assert error and str(caught.value) == f"job {job.id}: image 0: {error}"
+    assert process_image_throws() == (tasks.ImageFailed,)  # logged in one line, no traceback
+    [line] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert line.getMessage() == f"job {job.id} image 0 failed: {error}"
+
+
+def process_image_throws() -> tuple[type[BaseException], ...]:
+    """Return the exceptions the task declares it may raise."""
+    return tuple(tasks.process_image.throws)
