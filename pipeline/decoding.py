@@ -6,9 +6,12 @@ stat, before reading), the header's dimensions against max_pixels (a small file 
 the first scan (a cut-short JPEG is refused here with a clear sentence; OpenCV 5 also refuses
 it, OpenCV 4 only warned). OPENCV_IO_MAX_IMAGE_PIXELS guards again inside OpenCV.
 
-Decoding gives 8-bit BGR with three channels: alpha is dropped, 16-bit samples are scaled to
-8 bits, and EXIF orientation is applied. JPEGs can be decoded at 1/2, 1/4 or 1/8 size (DCT
-scaling: "shrink-on-load"), 3 to 6 times faster than in full; see ``decode_reduced``.
+Decoding keeps what the file holds: 8- or 16-bit samples; gray as one channel, gray and
+alpha as two (a PNG of that colour type), colour as BGR and colour with alpha as BGRA. An
+alpha channel in which every pixel is opaque is dropped, as libvips does. BMP is always
+decoded as BGR (the fourth byte of a 32-bit BMP is seldom alpha). EXIF orientation is
+applied. JPEGs can be decoded at 1/2, 1/4 or 1/8 size (DCT scaling: "shrink-on-load"), 3 to 6
+times faster than in full; see ``decode_reduced``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.errors import ImageDecodeError, LimitExceeded
+from pipeline.alpha import without_opaque_alpha
+from pipeline.errors import ImageDecodeError, LimitExceeded, UnsupportedFormat
 from pipeline.headers import FORMAT_NAMES, Header, read_header
 from pipeline.inputs import open_input_file, unreadable
 from pipeline.limits import Limits, check_input_bytes, check_pixels, megapixels
@@ -31,6 +35,14 @@ _FLAGS = {
     4: cv2.IMREAD_REDUCED_COLOR_4,
     8: cv2.IMREAD_REDUCED_COLOR_8,
 }
+_GRAY_FLAGS = {
+    1: cv2.IMREAD_GRAYSCALE,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+_PNG_GRAY_ALPHA = 4
+"""The PNG colour type of gray and alpha (IHDR's byte 25 of the file)."""
 
 
 @dataclass(frozen=True)
@@ -94,12 +106,47 @@ def decode_reduced(source: Source, target: Size) -> Image | None:
     return image[: max(rows, target[1]), : max(cols, target[0])]
 
 
+def _flags(header: Header, reduction: int) -> int:
+    """Return the imdecode flags: with IMREAD_UNCHANGED, PNG and WebP are not oriented."""
+    if header.format == ".jpg":
+        return (_GRAY_FLAGS if header.components == 1 else _FLAGS)[reduction]
+    return cv2.IMREAD_COLOR if header.format == ".bmp" else cv2.IMREAD_UNCHANGED
+
+
+def orient(image: Image, orientation: int) -> Image:
+    """Turn and mirror an image as its EXIF orientation (1 to 8) says, to be shown upright."""
+    if orientation in (5, 7):
+        image = cv2.transpose(image)
+    turn = {3: cv2.ROTATE_180, 6: cv2.ROTATE_90_CLOCKWISE, 7: cv2.ROTATE_180}.get(orientation)
+    if orientation == 8:
+        turn = cv2.ROTATE_90_COUNTERCLOCKWISE
+    if turn is not None:
+        image = cv2.rotate(image, turn)
+    if orientation in (2, 4):
+        image = cv2.flip(image, 1 if orientation == 2 else 0)
+    return image
+
+
+def _as_decoded(image: Image, source: Source) -> Image:
+    """Check the samples and channels OpenCV gave for a PNG, WebP or TIFF, and orient it."""
+    if image.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedFormat(
+            f"{source.name} has {image.dtype} samples; only 8- and 16-bit samples are supported"
+        )
+    if source.header.format == ".png" and source.data[25:26] == bytes([_PNG_GRAY_ALPHA]):
+        image = cv2.merge([cv2.extractChannel(image, 0), cv2.extractChannel(image, 3)])
+    image = without_opaque_alpha(image)
+    if source.header.format == ".tif":
+        return image  # OpenCV's TIFF decoder orients the image whatever the flags
+    return orient(image, source.header.orientation)
+
+
 def decode(source: Source, reduction: int = 1) -> Image:
-    """Decode a source to 8-bit BGR, at 1/reduction of its size (JPEG only for reduction > 1)."""
+    """Decode a source at 1/reduction of its size (JPEG only for reduction > 1)."""
     kind = FORMAT_NAMES[source.header.format]
     buffer = np.frombuffer(source.data, np.uint8)
     try:
-        image = cv2.imdecode(buffer, _FLAGS[reduction])
+        image = cv2.imdecode(buffer, _flags(source.header, reduction))
     except cv2.error as error:
         if "validateInputImageSize" in str(error):
             width, height = source.header.size
@@ -110,4 +157,6 @@ def decode(source: Source, reduction: int = 1) -> Image:
         image = None
     if image is None:
         raise ImageDecodeError(f"{source.name} cannot be decoded: its {kind} data is damaged")
+    if _flags(source.header, reduction) == cv2.IMREAD_UNCHANGED:
+        image = _as_decoded(image, source)
     return image

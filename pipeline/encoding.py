@@ -5,6 +5,11 @@ default WebP is lossless: about 7x larger and 7x slower to encode, measured here
 level 1 with the SUB filter, OpenCV's own fast default (a 12 MP image in about 0.3 s, where
 level 6 takes 1.7 s for files 20% smaller). TIFF uses OpenCV's default (LZW); BMP has no
 options.
+
+Before encoding, an image is fitted to what its format holds: JPEG and BMP have no alpha, so
+an image with alpha is composed over ``background`` (default white); only PNG and TIFF hold
+16-bit samples, so the others get 8 bits, rounded; OpenCV writes no gray and alpha, so that
+becomes BGRA. A gray image stays one channel where the format has gray (not WebP).
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.alpha import flatten, has_alpha
 from pipeline.errors import ImageWriteError, InvalidOperation, Problem, pointer_to
 from pipeline.headers import FORMAT_NAMES
 from pipeline.operation import Image
-from pipeline.params import IntRange, Param, ParamError, describe, show
+from pipeline.params import HexColor, IntRange, Param, ParamError, describe, show
 
 Encoded = np.ndarray[Any, np.dtype[np.uint8]]
 
@@ -27,7 +33,14 @@ ENCODE_PARAMS = (
     Param("jpeg_quality", IntRange(0, 100), "JPEG quality.", default=90),
     Param("webp_quality", IntRange(1, 100), "WebP quality (always lossy).", default=80),
     Param("png_compression", IntRange(0, 9), "PNG zlib level: 0 none, 1 fast, 9 small.", default=1),
+    Param(
+        "background",
+        HexColor(),
+        "The colour under transparent pixels in formats without alpha (JPEG, BMP).",
+        default="#ffffff",
+    ),
 )
+_DEEP = (".png", ".tif")
 _MAX_SIDE = {".jpg": 65500, ".webp": 16383}
 
 
@@ -38,6 +51,7 @@ class EncodeOptions:
     jpeg_quality: int = 90
     webp_quality: int = 80
     png_compression: int = 1
+    background: str = "#ffffff"
 
     def __post_init__(self) -> None:
         for param in ENCODE_PARAMS:
@@ -46,7 +60,13 @@ class EncodeOptions:
             except ParamError as error:
                 raise ValueError(error.message) from None
 
-    def to_json(self) -> dict[str, int]:
+    @property
+    def background_rgb(self) -> tuple[int, int, int]:
+        """Return the background colour as (red, green, blue)."""
+        red, green, blue = (int(self.background[i : i + 2], 16) for i in (1, 3, 5))
+        return red, green, blue
+
+    def to_json(self) -> dict[str, object]:
         """Return the options as a JSON object, which parse_encode_options reads back."""
         return asdict(self)
 
@@ -99,8 +119,21 @@ def _flags(image_format: str, options: EncodeOptions) -> list[int]:
     return []
 
 
+def fit_format(image: Image, image_format: str, options: EncodeOptions) -> Image:
+    """Return an image with the channels and depth its format holds (see the module's doc)."""
+    if has_alpha(image) and image_format in (".jpg", ".bmp"):
+        image = flatten(image, options.background_rgb)
+    if image.dtype != np.uint8 and image_format not in _DEEP:
+        image = cv2.convertScaleAbs(image, alpha=255 / 65535)
+    if image.ndim == 3 and image.shape[2] == 2:
+        gray, alpha = cv2.split(image)
+        image = cv2.merge([gray, gray, gray, alpha])
+    return image
+
+
 def encode_image(image: Image, image_format: str, options: EncodeOptions, name: str) -> Encoded:
     """Encode an image (a view is fine) in a format given by its canonical extension."""
+    image = fit_format(image, image_format, options)
     rows, cols = image.shape[:2]
     kind = FORMAT_NAMES[image_format]
     most = _MAX_SIDE.get(image_format)

@@ -62,6 +62,8 @@ class Header:
     orientation: int = 1
     scan_start: int = 0
     """For a JPEG, the offset of its first scan (SOS marker)."""
+    components: int = 3
+    """For a JPEG, its colour components: 1 gray, 3 YCbCr or RGB, 4 CMYK or YCCK."""
 
     @property
     def size(self) -> Size:
@@ -112,7 +114,7 @@ def sniff(head: bytes) -> str | None:
 
 
 def _jpeg(read_at: ReadAt) -> Header:
-    position, size, orientation = 2, None, None
+    position, size, orientation, components = 2, None, None, 3
     for _ in range(_MAX_PIECES):
         marker = read_at(position, 4)
         if len(marker) < 2 or marker[0] != 0xFF:
@@ -130,9 +132,9 @@ def _jpeg(read_at: ReadAt) -> Header:
         if kind == 0xDA:
             if size is None:
                 raise Damaged("a scan before the frame header")
-            return Header(".jpg", *size, orientation or 1, scan_start=position)
+            return Header(".jpg", *size, orientation or 1, position, components)
         if kind in _JPEG_SOF and size is None:
-            height, width = struct.unpack(">HH", read_at(position + 5, 4))
+            height, width, components = struct.unpack(">HHB", read_at(position + 5, 5))
             size = (width, height)
         elif kind == 0xE1 and orientation is None:
             segment = read_at(position + 4, length - 2)

@@ -512,7 +512,7 @@ def test_shrink_on_load_is_only_for_jpeg(
 ) -> None:
     path = write("big.png", np.tile(image, (4, 4, 1)))
     process_image(path, tmp_path / "x.jpg", parse_operations(["resize=0.1"]))
-    assert decode_flags == [cv2.IMREAD_COLOR]
+    assert decode_flags == [cv2.IMREAD_UNCHANGED]
 
 
 def test_a_chain_over_the_limits_is_refused_before_anything_else(source: Path, out: Path) -> None:
