@@ -17,30 +17,22 @@ times faster than in full; see ``decode_reduced``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from pipeline.alpha import without_opaque_alpha
+from pipeline.colour import cmyk_to_bgr
+from pipeline.embedded import Embedded, jpeg_embedded, opencv_embedded
 from pipeline.errors import ImageDecodeError, LimitExceeded, UnsupportedFormat
 from pipeline.headers import FORMAT_NAMES, Header, read_header
 from pipeline.inputs import open_input_file, unreadable
 from pipeline.limits import Limits, check_input_bytes, check_pixels, megapixels
 from pipeline.operation import Image, Size
 
-_FLAGS = {
-    1: cv2.IMREAD_COLOR,
-    2: cv2.IMREAD_REDUCED_COLOR_2,
-    4: cv2.IMREAD_REDUCED_COLOR_4,
-    8: cv2.IMREAD_REDUCED_COLOR_8,
-}
-_GRAY_FLAGS = {
-    1: cv2.IMREAD_GRAYSCALE,
-    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
-}
+_JPEG_COLORSPACES = {1: "GRAY", 4: "CMYK"}
 _PNG_GRAY_ALPHA = 4
 """The PNG colour type of gray and alpha (IHDR's byte 25 of the file)."""
 
@@ -52,6 +44,14 @@ class Source:
     name: str
     data: bytes
     header: Header
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded image and what its file carries besides pixels."""
+
+    image: Image
+    embedded: Embedded
 
 
 def open_input(path: str | os.PathLike[str], limits: Limits) -> Source:
@@ -83,7 +83,7 @@ def reduction_for(size: Size, target: Size) -> int:
     return 1
 
 
-def decode_reduced(source: Source, target: Size) -> Image | None:
+def decode_reduced(source: Source, target: Size) -> Decoded | None:
     """Decode a JPEG at 1/2, 1/4 or 1/8 size for a resize to target, or return None.
 
     When a side is not a multiple of the scale, libjpeg's last row or column covers fewer
@@ -99,18 +99,42 @@ def decode_reduced(source: Source, target: Size) -> Image | None:
     reduction = reduction_for(size, target) if source.header.format == ".jpg" else 1
     if reduction == 1:
         return None
-    image = decode(source, reduction)
+    decoded = decode(source, reduction)
+    image = decoded.image
     if image.shape[:2] != (-(-size[1] // reduction), -(-size[0] // reduction)):
         return None  # not what libjpeg makes: let the caller decode in full
     rows, cols = round(size[1] / reduction), round(size[0] / reduction)
-    return image[: max(rows, target[1]), : max(cols, target[0])]
+    return replace(decoded, image=image[: max(rows, target[1]), : max(cols, target[0])])
 
 
-def _flags(header: Header, reduction: int) -> int:
-    """Return the imdecode flags: with IMREAD_UNCHANGED, PNG and WebP are not oriented."""
-    if header.format == ".jpg":
-        return (_GRAY_FLAGS if header.components == 1 else _FLAGS)[reduction]
-    return cv2.IMREAD_COLOR if header.format == ".bmp" else cv2.IMREAD_UNCHANGED
+def decode_jpeg(source: Source, reduction: int = 1) -> Decoded:
+    """Decode a JPEG strictly with libjpeg-turbo: a warning about its data is an error.
+
+    CMYK (inverted when Adobe's APP14 says so) is converted to BGR here, through its profile
+    if it has one; the profile is then spent.
+    """
+    header = source.header
+    colorspace = _JPEG_COLORSPACES.get(header.components, "BGR")
+    smallest = {}
+    if reduction > 1:
+        smallest = {
+            "min_width": -(-header.width // reduction),
+            "min_height": -(-header.height // reduction),
+            "min_factor": reduction,
+        }
+    try:
+        image = simplejpeg.decode_jpeg(source.data, colorspace, strict=True, **smallest)
+    except ValueError as error:
+        raise ImageDecodeError(
+            f"{source.name} cannot be decoded: its JPEG data is damaged ({error})"
+        ) from None
+    embedded = jpeg_embedded(source.data, header.scan_start)
+    if colorspace == "GRAY":
+        image = image[..., 0]
+    elif colorspace == "CMYK":
+        image = cmyk_to_bgr(image, embedded.profile, inverted=embedded.adobe)
+        embedded = replace(embedded, profile=None)
+    return Decoded(orient(image, header.orientation), embedded)
 
 
 def orient(image: Image, orientation: int) -> Image:
@@ -141,12 +165,15 @@ def _as_decoded(image: Image, source: Source) -> Image:
     return orient(image, source.header.orientation)
 
 
-def decode(source: Source, reduction: int = 1) -> Image:
+def decode(source: Source, reduction: int = 1) -> Decoded:
     """Decode a source at 1/reduction of its size (JPEG only for reduction > 1)."""
+    if source.header.format == ".jpg":
+        return decode_jpeg(source, reduction)
     kind = FORMAT_NAMES[source.header.format]
     buffer = np.frombuffer(source.data, np.uint8)
+    flags = cv2.IMREAD_COLOR if source.header.format == ".bmp" else cv2.IMREAD_UNCHANGED
     try:
-        image = cv2.imdecode(buffer, _flags(source.header, reduction))
+        image, kinds, blocks = cv2.imdecodeWithMetadata(buffer, flags)
     except cv2.error as error:
         if "validateInputImageSize" in str(error):
             width, height = source.header.size
@@ -155,8 +182,8 @@ def decode(source: Source, reduction: int = 1) -> Image:
                 " megapixels) is more than the decoder's limit (OPENCV_IO_MAX_IMAGE_PIXELS)"
             ) from None
         image = None
-    if image is None:
+    if image is None or image.size == 0:
         raise ImageDecodeError(f"{source.name} cannot be decoded: its {kind} data is damaged")
-    if _flags(source.header, reduction) == cv2.IMREAD_UNCHANGED:
+    if flags == cv2.IMREAD_UNCHANGED:
         image = _as_decoded(image, source)
-    return image
+    return Decoded(image, opencv_embedded(kinds, blocks))

@@ -22,10 +22,11 @@ import cv2
 import numpy as np
 
 from pipeline.alpha import flatten, has_alpha
+from pipeline.embedded import Embedded, embedding
 from pipeline.errors import ImageWriteError, InvalidOperation, Problem, pointer_to
 from pipeline.headers import FORMAT_NAMES
 from pipeline.operation import Image
-from pipeline.params import HexColor, IntRange, Param, ParamError, describe, show
+from pipeline.params import Choice, HexColor, IntRange, Param, ParamError, describe, show
 
 Encoded = np.ndarray[Any, np.dtype[np.uint8]]
 
@@ -39,8 +40,15 @@ ENCODE_PARAMS = (
         "The colour under transparent pixels in formats without alpha (JPEG, BMP).",
         default="#ffffff",
     ),
+    Param(
+        "color",
+        Choice(("srgb", "keep")),
+        "srgb converts an image with an ICC profile to sRGB; keep keeps and embeds its profile.",
+        default="srgb",
+    ),
 )
 _DEEP = (".png", ".tif")
+_CARRIERS = (".jpg", ".png", ".webp")
 _MAX_SIDE = {".jpg": 65500, ".webp": 16383}
 
 
@@ -52,6 +60,7 @@ class EncodeOptions:
     webp_quality: int = 80
     png_compression: int = 1
     background: str = "#ffffff"
+    color: str = "srgb"
 
     def __post_init__(self) -> None:
         for param in ENCODE_PARAMS:
@@ -131,8 +140,18 @@ def fit_format(image: Image, image_format: str, options: EncodeOptions) -> Image
     return image
 
 
-def encode_image(image: Image, image_format: str, options: EncodeOptions, name: str) -> Encoded:
-    """Encode an image (a view is fine) in a format given by its canonical extension."""
+def encode_image(
+    image: Image,
+    image_format: str,
+    options: EncodeOptions,
+    name: str,
+    carried: Embedded = Embedded(),  # noqa: B008 (frozen, so sharing it is safe)
+) -> Encoded:
+    """Encode an image (a view is fine) in a format given by its canonical extension.
+
+    carried: the profile, EXIF and XMP the output should hold; formats that hold them
+    (JPEG, PNG, WebP) get them, TIFF and BMP do not.
+    """
     image = fit_format(image, image_format, options)
     rows, cols = image.shape[:2]
     kind = FORMAT_NAMES[image_format]
@@ -142,8 +161,13 @@ def encode_image(image: Image, image_format: str, options: EncodeOptions, name: 
             f"cannot write {name}: a {kind} image may be at most {most} pixels wide and high,"
             f" and this one is {cols}x{rows}"
         )
+    kinds, blocks = embedding(carried.profile, carried.exif, carried.xmp)
+    flags = _flags(image_format, options)
     try:
-        ok, encoded = cv2.imencode(image_format, image, _flags(image_format, options))
+        if kinds and image_format in _CARRIERS:
+            ok, encoded = cv2.imencodeWithMetadata(image_format, image, kinds, blocks, flags)
+        else:
+            ok, encoded = cv2.imencode(image_format, image, flags)
     except cv2.error:
         ok = False
     if not ok:
