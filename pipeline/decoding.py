@@ -17,6 +17,7 @@ times faster than in full; see ``decode_reduced``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import cv2
@@ -25,6 +26,7 @@ import simplejpeg
 
 from pipeline.alpha import without_opaque_alpha
 from pipeline.colour import cmyk_to_bgr
+from pipeline.damage import png_chunk_problem, png_problem, webp_problem
 from pipeline.embedded import Embedded, jpeg_embedded, opencv_embedded
 from pipeline.errors import ImageDecodeError, LimitExceeded, UnsupportedFormat
 from pipeline.headers import FORMAT_NAMES, Header, read_header
@@ -67,6 +69,9 @@ def open_input(path: str | os.PathLike[str], limits: Limits) -> Source:
     check_pixels(name, *header.size, limits)
     if header.format == ".jpg" and data.rfind(b"\xff\xd9") < header.scan_start:
         raise ImageDecodeError(f"{name} is truncated: its JPEG data stops before the end marker")
+    problem = png_chunk_problem(data) if header.format == ".png" else None
+    if problem is not None:
+        raise ImageDecodeError(f"{name} cannot be decoded: its PNG data is damaged ({problem})")
     return Source(name, data, header)
 
 
@@ -165,6 +170,14 @@ def _as_decoded(image: Image, source: Source) -> Image:
     return orient(image, source.header.orientation)
 
 
+_DIAGNOSES: dict[str, Callable[[bytes], str]] = {
+    ".png": png_problem,
+    ".webp": webp_problem,
+    ".tif": lambda data: "libtiff refused it",
+    ".bmp": lambda data: "it is cut short or its header is wrong",
+}
+
+
 def decode(source: Source, reduction: int = 1) -> Decoded:
     """Decode a source at 1/reduction of its size (JPEG only for reduction > 1)."""
     if source.header.format == ".jpg":
@@ -183,7 +196,10 @@ def decode(source: Source, reduction: int = 1) -> Decoded:
             ) from None
         image = None
     if image is None or image.size == 0:
-        raise ImageDecodeError(f"{source.name} cannot be decoded: its {kind} data is damaged")
+        problem = _DIAGNOSES[source.header.format](source.data)
+        raise ImageDecodeError(
+            f"{source.name} cannot be decoded: its {kind} data is damaged ({problem})"
+        )
     if flags == cv2.IMREAD_UNCHANGED:
         image = _as_decoded(image, source)
     return Decoded(image, opencv_embedded(kinds, blocks))
