@@ -25,6 +25,7 @@ from pipeline.alpha import flatten, has_alpha
 from pipeline.embedded import Embedded, embedding
 from pipeline.errors import ImageWriteError, InvalidOperation, Problem, pointer_to
 from pipeline.headers import FORMAT_NAMES
+from pipeline.metadata import METADATA_MODES
 from pipeline.operation import Image
 from pipeline.params import Choice, HexColor, IntRange, Param, ParamError, describe, show
 
@@ -46,6 +47,12 @@ ENCODE_PARAMS = (
         "srgb converts an image with an ICC profile to sRGB; keep keeps and embeds its profile.",
         default="srgb",
     ),
+    Param(
+        "metadata",
+        Choice(METADATA_MODES),
+        "strip drops EXIF and XMP; copyright keeps the artist and copyright; keep keeps all.",
+        default="strip",
+    ),
 )
 _DEEP = (".png", ".tif")
 _CARRIERS = (".jpg", ".png", ".webp")
@@ -61,6 +68,7 @@ class EncodeOptions:
     png_compression: int = 1
     background: str = "#ffffff"
     color: str = "srgb"
+    metadata: str = "strip"
 
     def __post_init__(self) -> None:
         for param in ENCODE_PARAMS:

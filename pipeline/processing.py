@@ -22,6 +22,7 @@ from pipeline.embedded import Embedded
 from pipeline.encoding import Encoded, EncodeOptions, encode_image
 from pipeline.errors import InvalidOperation
 from pipeline.limits import DEFAULT_LIMITS, Limits
+from pipeline.metadata import carried
 from pipeline.operation import Image
 from pipeline.operations import resize
 from pipeline.outputs import output_format, output_paths
@@ -65,17 +66,15 @@ def process_image(
     source = open_input(input_path, limits)
     plan_sizes(chain, *source.header.size, limits=limits)
     image, first, embedded = _decode_for(source, chain, limits, seconds)
-    carried = Embedded()
-    if encode.color == "keep":
-        carried = Embedded(profile=embedded.profile)
-    else:
+    if encode.color != "keep":
         image = to_srgb(image, embedded.profile)
+    kept = carried(embedded, encode.metadata, embedded.profile if encode.color == "keep" else None)
     decoding = time.perf_counter() - started - sum(seconds)
 
     leaves = _outputs(image, chain, first, seconds)
     del image, source  # the generator lets the image go once the step after it has run
     started, stepped = time.perf_counter(), sum(seconds)
-    write_outputs(_encoded(paths, leaves, image_format, encode, carried), retry=retry)
+    write_outputs(_encoded(paths, leaves, image_format, encode, kept), retry=retry)
     encoding = time.perf_counter() - started - (sum(seconds) - stepped)
 
     if on_step is not None:
