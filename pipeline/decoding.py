@@ -8,16 +8,17 @@ it, OpenCV 4 only warned). OPENCV_IO_MAX_IMAGE_PIXELS guards again inside OpenCV
 
 Decoding keeps what the file holds: 8- or 16-bit samples; gray as one channel, gray and
 alpha as two (a PNG of that colour type), colour as BGR and colour with alpha as BGRA. An
-alpha channel in which every pixel is opaque is dropped, as libvips does. BMP is always
-decoded as BGR (the fourth byte of a 32-bit BMP is seldom alpha). EXIF orientation is
-applied. JPEGs can be decoded at 1/2, 1/4 or 1/8 size (DCT scaling: "shrink-on-load"), 3 to 6
-times faster than in full; see ``decode_reduced``.
+alpha channel in which every pixel is opaque is dropped, as libvips does. A GIF gives its
+first frame only (with its transparent index as alpha), an AVIF or HEIC its primary image.
+BMP is always decoded as BGR (the fourth byte of a 32-bit BMP is seldom alpha). EXIF
+orientation is applied. JPEGs can be decoded at 1/2, 1/4 or 1/8 size (DCT scaling:
+"shrink-on-load"), 3 to 6 times faster than in full; see ``decode_reduced``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -31,6 +32,7 @@ from pipeline.embedded import Embedded, jpeg_embedded, opencv_embedded
 from pipeline.errors import ImageDecodeError, LimitExceeded, UnsupportedFormat
 from pipeline.headers import FORMAT_NAMES, Header, read_header
 from pipeline.inputs import open_input_file, unreadable
+from pipeline.isobmff import avif_profile, decode_heif
 from pipeline.limits import Limits, check_input_bytes, check_pixels, megapixels
 from pipeline.operation import Image, Size
 
@@ -165,8 +167,8 @@ def _as_decoded(image: Image, source: Source) -> Image:
     if source.header.format == ".png" and source.data[25:26] == bytes([_PNG_GRAY_ALPHA]):
         image = cv2.merge([cv2.extractChannel(image, 0), cv2.extractChannel(image, 3)])
     image = without_opaque_alpha(image)
-    if source.header.format == ".tif":
-        return image  # OpenCV's TIFF decoder orients the image whatever the flags
+    if source.header.format in (".tif", ".avif"):
+        return image  # their decoders orient the image whatever the flags
     return orient(image, source.header.orientation)
 
 
@@ -175,6 +177,8 @@ _DIAGNOSES: dict[str, Callable[[bytes], str]] = {
     ".webp": webp_problem,
     ".tif": lambda data: "libtiff refused it",
     ".bmp": lambda data: "it is cut short or its header is wrong",
+    ".gif": lambda data: "giflib refused it",
+    ".avif": lambda data: "libavif refused it",
 }
 
 
@@ -182,11 +186,17 @@ def decode(source: Source, reduction: int = 1) -> Decoded:
     """Decode a source at 1/reduction of its size (JPEG only for reduction > 1)."""
     if source.header.format == ".jpg":
         return decode_jpeg(source, reduction)
+    if source.header.format == ".heic":
+        image, embedded = decode_heif(source.data, source.name)
+        return Decoded(without_opaque_alpha(image), embedded)
     kind = FORMAT_NAMES[source.header.format]
     buffer = np.frombuffer(source.data, np.uint8)
     flags = cv2.IMREAD_COLOR if source.header.format == ".bmp" else cv2.IMREAD_UNCHANGED
+    found: Image | None = None
+    kinds: Sequence[int] = ()
+    blocks: Sequence[np.ndarray] = ()
     try:
-        image, kinds, blocks = cv2.imdecodeWithMetadata(buffer, flags)
+        found, kinds, blocks = cv2.imdecodeWithMetadata(buffer, flags)
     except cv2.error as error:
         if "validateInputImageSize" in str(error):
             width, height = source.header.size
@@ -194,12 +204,13 @@ def decode(source: Source, reduction: int = 1) -> Decoded:
                 f"{source.name}: {width}x{height} pixels ({megapixels(width * height)}"
                 " megapixels) is more than the decoder's limit (OPENCV_IO_MAX_IMAGE_PIXELS)"
             ) from None
-        image = None
-    if image is None or image.size == 0:
+    if found is None or found.size == 0:
         problem = _DIAGNOSES[source.header.format](source.data)
         raise ImageDecodeError(
             f"{source.name} cannot be decoded: its {kind} data is damaged ({problem})"
         )
-    if flags == cv2.IMREAD_UNCHANGED:
-        image = _as_decoded(image, source)
-    return Decoded(image, opencv_embedded(kinds, blocks))
+    image = _as_decoded(found, source) if flags == cv2.IMREAD_UNCHANGED else found
+    embedded = opencv_embedded(kinds, blocks)
+    if source.header.format == ".avif" and embedded.profile is None:
+        embedded = replace(embedded, profile=avif_profile(source.data))
+    return Decoded(image, embedded)

@@ -59,12 +59,23 @@ def rgba_tiff() -> bytes:
     return saved(PILImage.fromarray(disc(), "RGBA"), "TIFF")
 
 
+def transparent_gif() -> bytes:
+    picture = PILImage.fromarray(disc(), "RGBA").quantize(colors=16)
+    return saved(picture, "GIF", transparency=picture.getpixel((0, 0)))
+
+
+def rgba_avif() -> bytes:
+    return saved(PILImage.fromarray(disc(), "RGBA"), "AVIF", quality=90)
+
+
 INPUTS: dict[str, Maker] = {
     "rgba.png": rgba_png,
     "la.png": la_png,
     "palette.png": palette_png,
     "alpha.webp": rgba_webp,
     "rgba.tif": rgba_tiff,
+    "transparent.gif": transparent_gif,
+    "alpha.avif": rgba_avif,
 }
 OPERATIONS = ["resize=0.5", "blur=5", "split", "rotate=90"]
 

@@ -394,7 +394,7 @@ def test_damaged_image_data_is_refused(
     ("name", "data", "detail"),
     [
         ("empty.jpg", b"", "empty.jpg is empty"),
-        ("notes.txt", b"not an image", "notes.txt is not an image in a supported format (JPEG, PNG, WebP, TIFF or BMP)"),
+        ("notes.txt", b"not an image", "notes.txt is not an image in a supported format (JPEG, PNG, WebP, TIFF, BMP, GIF, AVIF and HEIC)"),
     ],
 )  # fmt: skip
 def test_an_empty_or_non_image_file_is_refused(
