@@ -28,7 +28,7 @@ import simplejpeg
 from pipeline.alpha import without_opaque_alpha
 from pipeline.colour import cmyk_to_bgr
 from pipeline.damage import png_chunk_problem, png_problem, webp_problem
-from pipeline.embedded import Embedded, jpeg_embedded, opencv_embedded
+from pipeline.embedded import Embedded, jpeg_embedded, opencv_embedded, tiff_profile
 from pipeline.errors import ImageDecodeError, LimitExceeded, UnsupportedFormat
 from pipeline.headers import FORMAT_NAMES, Header, read_header
 from pipeline.inputs import open_input_file, unreadable
@@ -213,4 +213,6 @@ def decode(source: Source, reduction: int = 1) -> Decoded:
     embedded = opencv_embedded(kinds, blocks)
     if source.header.format == ".avif" and embedded.profile is None:
         embedded = replace(embedded, profile=avif_profile(source.data))
+    if source.header.format == ".tif":
+        embedded = replace(embedded, profile=tiff_profile(source.data))
     return Decoded(image, embedded)

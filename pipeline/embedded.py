@@ -4,7 +4,8 @@ A JPEG's are read here from its segments before the first scan (the header walk 
 proved them well formed): EXIF and XMP in APP1, the ICC profile in APP2 chunks joined in
 sequence order, and Adobe's APP14, whose presence means CMYK samples are stored inverted.
 PNG and WebP give theirs through OpenCV's imdecodeWithMetadata (eXIf, iCCP, iTXt XMP; EXIF,
-ICCP, XMP chunks). EXIF blocks are TIFF-structured, without the "Exif\\0\\0" prefix.
+ICCP, XMP chunks); a TIFF's profile is read here from its first directory (tag 34675).
+EXIF blocks are TIFF-structured, without the "Exif\\0\\0" prefix.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.exif import UNDEFINED, ifd0_entries
+
 _EXIF, _XMP, _ICC = b"Exif\x00\x00", b"http://ns.adobe.com/xap/1.0/\x00", b"ICC_PROFILE\x00"
 _STANDALONE = {0x01, *range(0xD0, 0xD9)}
+_ICC_TAG = 34675
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,19 @@ def jpeg_embedded(data: bytes, scan_start: int) -> Embedded:
         position += 2 + length
     profile = b"".join(chunks[n] for n in sorted(chunks)) if chunks else None
     return Embedded(profile, exif, xmp, adobe)
+
+
+def tiff_profile(data: bytes) -> bytes | None:
+    """Return the ICC profile of a classic TIFF's first image (tag 34675), if it has one."""
+    try:
+        order, _, entries = ifd0_entries(data)
+    except (KeyError, ValueError, struct.error):
+        return None
+    for tag, kind, values, field, _ in entries:
+        if tag == _ICC_TAG and kind in (UNDEFINED, 1) and values > 4:
+            (at,) = struct.unpack(order + "I", field)
+            return data[at : at + values] or None
+    return None
 
 
 def opencv_embedded(kinds: Sequence[int], blocks: Sequence[np.ndarray]) -> Embedded:

@@ -14,12 +14,11 @@ from __future__ import annotations
 import struct
 
 from pipeline.embedded import Embedded
-from pipeline.exif import ORIENTATION, SHORT
+from pipeline.exif import ENTRY, ORIENTATION, SHORT, ifd0_entries
 
 METADATA_MODES = ("strip", "copyright", "keep")
 ARTIST, COPYRIGHT = 0x013B, 0x8298
 _ASCII = 2
-_ENTRY = struct.Struct("HHI4s")
 
 
 def carried(embedded: Embedded, mode: str, profile: bytes | None) -> Embedded:
@@ -32,25 +31,10 @@ def carried(embedded: Embedded, mode: str, profile: bytes | None) -> Embedded:
     return Embedded(profile=profile, exif=exif, xmp=embedded.xmp)
 
 
-def _entries(block: bytes) -> tuple[str, int, list[tuple[int, int, int, bytes, int]]]:
-    """Return a block's byte order, IFD0's offset and IFD0's entries (with their offsets)."""
-    order = {b"II": "<", b"MM": ">"}[block[:2]]
-    (magic, offset) = struct.unpack_from(order + "HI", block, 2)
-    if magic != 42:
-        raise ValueError("not a classic TIFF structure")
-    (count,) = struct.unpack_from(order + "H", block, offset)
-    entries = []
-    for index in range(count):
-        at = offset + 2 + index * _ENTRY.size
-        tag, kind, values, field = struct.unpack_from(order + _ENTRY.format, block, at)
-        entries.append((tag, kind, values, field, at))
-    return order, offset, entries
-
-
 def _upright(block: bytes) -> bytes | None:
     """Return an EXIF block with its orientation set to 1, or None if it cannot be read."""
     try:
-        order, _, entries = _entries(block)
+        order, _, entries = ifd0_entries(block)
     except (KeyError, ValueError, struct.error):
         return None
     patched = bytearray(block)
@@ -65,7 +49,7 @@ def _copyright_only(block: bytes | None) -> bytes | None:
     if block is None:
         return None
     try:
-        order, _, entries = _entries(block)
+        order, _, entries = ifd0_entries(block)
         texts = []
         for tag, kind, values, field, _ in entries:
             if tag in (ARTIST, COPYRIGHT) and kind == _ASCII:
@@ -78,7 +62,7 @@ def _copyright_only(block: bytes | None) -> bytes | None:
         return None
     if not texts:
         return None
-    head = 8 + 2 + len(texts) * _ENTRY.size + 4
+    head = 8 + 2 + len(texts) * ENTRY.size + 4
     table, data = b"", b""
     for tag, text in sorted(texts):
         if len(text) <= 4:
@@ -86,5 +70,5 @@ def _copyright_only(block: bytes | None) -> bytes | None:
         else:
             field = struct.pack("<I", head + len(data))
             data += text + b"\0" * (len(text) & 1)
-        table += struct.pack("<" + _ENTRY.format, tag, _ASCII, len(text), field)
+        table += struct.pack("<" + ENTRY.format, tag, _ASCII, len(text), field)
     return b"II*\0" + struct.pack("<IH", 8, len(texts)) + table + b"\0\0\0\0" + data

@@ -27,6 +27,7 @@ PATCHES = [
 PROFILES = {
     "adobe.jpg": icc_profile("Adobe RGB (1998) compatible", ADOBE_RGB, srgb_curve=False),
     "p3.png": icc_profile("Display P3 compatible", DISPLAY_P3, srgb_curve=True),
+    "adobe.tif": icc_profile("Adobe RGB (1998) compatible", ADOBE_RGB, srgb_curve=False),
 }
 
 
@@ -163,3 +164,32 @@ def test_an_image_without_a_profile_never_imports_pillow(tmp_path: Path) -> None
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert found.stdout == "False\n"
+
+
+def colour_inputs(tmp_path: Path) -> dict[str, Path]:
+    """Write each kind of colour input the pipeline converts: CMYK, tagged RGB, HEIC."""
+    import pillow_heif
+
+    heic = tmp_path / "photo.heic"
+    pillow_heif.from_pillow(patches()).save(heic, quality=95)
+    return {
+        "adobe-cmyk.jpg": cmyk_jpeg(tmp_path, adobe=True),
+        "plain-cmyk.jpg": cmyk_jpeg(tmp_path, adobe=False),
+        "adobe.jpg": tagged(tmp_path, "adobe.jpg"),
+        "p3.png": tagged(tmp_path, "p3.png"),
+        "photo.heic": heic,
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["adobe-cmyk.jpg", "plain-cmyk.jpg", "adobe.jpg", "p3.png", "photo.heic"]
+)
+@pytest.mark.parametrize("item", ["resize=0.5", "blur=5", "split", "rotate=90"])
+@pytest.mark.parametrize("extension", [".png", ".webp", ".jpg", ".tif"])
+def test_colour_inputs_come_out_as_8_bit_bgr_through_every_operation(
+    tmp_path: Path, name: str, item: str, extension: str
+) -> None:
+    source = colour_inputs(tmp_path)[name]
+    written = process_image(source, tmp_path / f"out{extension}", parse_operations([item]))
+    out = cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED)
+    assert (out.ndim, out.shape[2], out.dtype) == (3, 3, np.uint8)
