@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.exif import UNDEFINED, ifd0_entries
+from pipeline.exif import ENTRY, UNDEFINED, ifd0_entries
 
 _EXIF, _XMP, _ICC = b"Exif\x00\x00", b"http://ns.adobe.com/xap/1.0/\x00", b"ICC_PROFILE\x00"
 _STANDALONE = {0x01, *range(0xD0, 0xD9)}
@@ -70,6 +70,32 @@ def tiff_profile(data: bytes) -> bytes | None:
             (at,) = struct.unpack(order + "I", field)
             return data[at : at + values] or None
     return None
+
+
+def with_tiff_profile(data: bytes, profile: bytes) -> bytes:
+    """Return a classic TIFF with an ICC profile tag added to its first directory.
+
+    The profile and a copy of IFD0 with the new entry (in tag order) are appended and the
+    header points at the copy, so every offset already in the file stays valid.
+    """
+    order, offset, entries = ifd0_entries(data)
+    (following,) = struct.unpack_from(order + "I", data, offset + 2 + len(entries) * ENTRY.size)
+    grown = bytearray(data) + b"\0" * (len(data) & 1)
+    at_profile = len(grown)
+    grown += profile + b"\0" * (len(profile) & 1)
+    rows = [
+        struct.pack(order + ENTRY.format, tag, kind, values, field)
+        for tag, kind, values, field, _ in entries
+        if tag != _ICC_TAG
+    ]
+    icc = struct.pack(order + "HHII", _ICC_TAG, UNDEFINED, len(profile), at_profile)
+    tags = [tag for tag, *_ in entries if tag != _ICC_TAG]
+    rows.insert(sum(tag < _ICC_TAG for tag in tags), icc)
+    at_ifd = len(grown)
+    grown += struct.pack(order + "H", len(rows)) + b"".join(rows)
+    grown += struct.pack(order + "I", following)
+    struct.pack_into(order + "I", grown, 4, at_ifd)
+    return bytes(grown)
 
 
 def opencv_embedded(kinds: Sequence[int], blocks: Sequence[np.ndarray]) -> Embedded:

@@ -16,6 +16,7 @@ becomes BGRA. A gray image stays one channel where the format has gray (not WebP
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 
 from pipeline.alpha import flatten, has_alpha
-from pipeline.embedded import Embedded, embedding
+from pipeline.embedded import Embedded, embedding, with_tiff_profile
 from pipeline.errors import ImageWriteError, InvalidOperation, Problem, pointer_to
 from pipeline.headers import FORMAT_NAMES
 from pipeline.metadata import METADATA_MODES
@@ -184,8 +185,8 @@ def encode_image(
 ) -> Encoded:
     """Encode an image (a view is fine) in a format given by its canonical extension.
 
-    carried: the profile, EXIF and XMP the output should hold; formats that hold them
-    (JPEG, PNG, WebP) get them, TIFF and BMP do not.
+    carried: the profile, EXIF and XMP the output should hold; JPEG, PNG, WebP and AVIF get
+    them all, TIFF only the profile, BMP nothing.
     """
     image = fit_format(image, image_format, options)
     rows, cols = image.shape[:2]
@@ -207,4 +208,12 @@ def encode_image(
         ok = False
     if not ok:
         raise ImageWriteError(f"cannot write {name}: OpenCV could not encode it as {kind}")
+    if image_format == ".tif" and carried.profile:
+        try:
+            tagged = with_tiff_profile(encoded.tobytes(), carried.profile)
+        except (KeyError, ValueError, struct.error):
+            raise ImageWriteError(
+                f"cannot write {name}: its ICC profile cannot be added to OpenCV's TIFF"
+            ) from None
+        return np.frombuffer(tagged, np.uint8)
     return encoded

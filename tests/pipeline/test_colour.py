@@ -92,7 +92,7 @@ def test_a_tagged_image_is_converted_to_srgb_and_written_untagged(
 
 
 @pytest.mark.parametrize("name", PROFILES)
-@pytest.mark.parametrize("extension", [".png", ".jpg", ".webp"])
+@pytest.mark.parametrize("extension", [".png", ".jpg", ".webp", ".tif", ".avif"])
 def test_keep_embeds_the_sources_profile_and_keeps_its_numbers(
     tmp_path: Path, name: str, extension: str
 ) -> None:
@@ -193,3 +193,23 @@ def test_colour_inputs_come_out_as_8_bit_bgr_through_every_operation(
     written = process_image(source, tmp_path / f"out{extension}", parse_operations([item]))
     out = cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED)
     assert (out.ndim, out.shape[2], out.dtype) == (3, 3, np.uint8)
+
+
+def test_keep_embeds_the_profile_in_a_16_bit_tiff_without_touching_its_samples(
+    tmp_path: Path,
+) -> None:
+    from pipeline.embedded import tiff_profile
+
+    profile = PROFILES["p3.png"]
+    deep = np.random.default_rng(3).integers(0, 65536, (20, 30, 3), dtype=np.uint16)
+    ok, data = cv2.imencodeWithMetadata(
+        ".png", deep, [cv2.IMAGE_METADATA_ICCP], [np.frombuffer(profile, np.uint8)]
+    )
+    assert ok
+    (tmp_path / "deep.png").write_bytes(data.tobytes())
+    keep = parse_encode_options({"color": "keep"})
+    [written] = process_image(
+        tmp_path / "deep.png", tmp_path / "out.tif", parse_operations([]), encode=keep
+    )
+    assert tiff_profile(written.read_bytes()) == profile
+    assert np.array_equal(cv2.imread(str(written), cv2.IMREAD_UNCHANGED), deep)
