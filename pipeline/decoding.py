@@ -167,8 +167,8 @@ def _as_decoded(image: Image, source: Source) -> Image:
     if source.header.format == ".png" and source.data[25:26] == bytes([_PNG_GRAY_ALPHA]):
         image = cv2.merge([cv2.extractChannel(image, 0), cv2.extractChannel(image, 3)])
     image = without_opaque_alpha(image)
-    if source.header.format in (".tif", ".avif"):
-        return image  # their decoders orient the image whatever the flags
+    if source.header.format == ".tif":
+        return image  # OpenCV's TIFF decoder orients the image whatever the flags
     return orient(image, source.header.orientation)
 
 

@@ -1,7 +1,9 @@
 """Headers and decoding of the ISO media file formats: AVIF (OpenCV's libavif) and HEIC.
 
 AVIF's size is its largest ``ispe`` box (a grid's tiles have their own, smaller ones),
-turned by ``irot``; its ICC profile is its ``colr`` box of type ``prof``. HEIC's size comes
+turned by ``irot``, which OpenCV's decoder does not apply: the decoder turns the image as an
+EXIF orientation would (``imir`` mirroring is not applied). Its ICC profile is its ``colr``
+box of type ``prof``. HEIC's size comes
 from libheif (pillow-heif), which reads only the file's boxes: HEVC pads coded images to
 whole blocks, so ``ispe`` can be larger than the picture its ``clap`` box cuts out. libheif
 applies HEIF's own rotation and mirroring, and only the primary image is decoded.

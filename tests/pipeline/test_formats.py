@@ -154,3 +154,17 @@ def test_an_avif_with_an_icc_profile_is_converted_to_srgb(tmp_path: Path) -> Non
     got = read(written)[32, 32][::-1].astype(int)
     assert np.abs(got - np.asarray(expected)[32, 32]).max() <= 1
     assert np.abs(got - unconverted).max() > 20
+
+
+def test_an_avif_is_turned_as_its_irot_box_says(tmp_path: Path) -> None:
+    picture = np.zeros((20, 40, 3), np.uint8)
+    picture[:5, :10] = (255, 0, 0)  # red, top-left
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # Pillow writes this as irot: turn 90 degrees clockwise to view
+    PILImage.fromarray(picture).save(tmp_path / "turned.avif", exif=exif.tobytes(), quality=100)
+    assert b"irot" in (tmp_path / "turned.avif").read_bytes()
+    assert probe_size(tmp_path / "turned.avif") == (20, 40)
+    [written] = process_image(tmp_path / "turned.avif", tmp_path / "out.png", parse_operations([]))
+    upright = read(written)
+    assert upright.shape == (40, 20, 3)
+    assert upright[:10, -5:, 2].mean() > 200  # the red block is now top-right
