@@ -157,7 +157,10 @@ def pyvips_chain(chain: Sequence[str]) -> Runner:
         if leading_shrink:
             header = vips.Image.new_from_file(str(source))
             width, height = scaled_size(header.width, header.height, steps[0].value)
-            image = vips.Image.thumbnail(str(source), width, height=height, size="force")
+            # thumbnail() premultiplies alpha and converts an embedded profile to sRGB.
+            image = vips.Image.thumbnail(
+                str(source), width, height=height, size="force", export_profile="srgb"
+            )
             rest = steps[1:]
         else:
             # Quadrants are written one after another, so a split needs random access.
@@ -178,8 +181,10 @@ def pyvips_chain(chain: Sequence[str]) -> Runner:
                 sigma = blur_sigma(int(step.value))
                 images = [image.gaussblur(sigma) for image in images]
         for image, path in zip(images, output_paths(output, len(images)), strict=True):
-            # libvips turns chroma subsampling off at Q >= 90; the others all write 4:2:0.
-            image.write_to_file(str(path), Q=JPEG_QUALITY, subsample_mode="on")
+            if path.suffix == ".png":  # zlib level 1, as imgserve's default
+                image.write_to_file(str(path), compression=1)
+            else:  # libvips turns chroma subsampling off at Q >= 90; the others write 4:2:0
+                image.write_to_file(str(path), Q=JPEG_QUALITY, subsample_mode="on")
 
     return run
 

@@ -63,3 +63,28 @@ def ensure_photo(megapixels: int, seed: Path = DEFAULT_SEED) -> Path:
         raise OSError(f"cannot write {partial}")
     os.replace(partial, path)
     return path
+
+
+def ensure_variant(megapixels: int, kind: str, seed: Path = DEFAULT_SEED) -> Path:
+    """Return the photo as an RGBA PNG (kind "rgba": a soft-edged ellipse on transparency)
+    or as a JPEG tagged with a Display P3 profile (kind "p3"), making it on first use."""
+    photo = ensure_photo(megapixels, seed)
+    path = DATA_DIR / f"{photo.stem}-{kind}{'.png' if kind == 'rgba' else '.jpg'}"
+    if path.exists():
+        return path
+    from PIL import Image
+
+    from tests.pipeline.colours import DISPLAY_P3, icc_profile
+
+    partial = path.with_name(f".{path.name}.{os.getpid()}{path.suffix}")
+    rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+    if kind == "rgba":
+        rows, cols = np.ogrid[: rgb.shape[0], : rgb.shape[1]]
+        radius = np.hypot((rows / rgb.shape[0] - 0.5) * 2, (cols / rgb.shape[1] - 0.5) * 2)
+        alpha = (np.clip((1 - radius) * 20, 0, 1) * 255).astype(np.uint8)
+        Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(partial, compress_level=1)
+    else:
+        profile = icc_profile("Display P3 compatible", DISPLAY_P3, srgb_curve=True)
+        Image.fromarray(rgb).save(partial, quality=JPEG_QUALITY, icc_profile=profile)
+    os.replace(partial, path)
+    return path

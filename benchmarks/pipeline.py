@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 
 from benchmarks.harness import load_average, log, machine
-from benchmarks.images import DEFAULT_SEED, ensure_photo
+from benchmarks.images import DEFAULT_SEED, ensure_photo, ensure_variant
 from benchmarks.report import footnotes, format_ms, photos, processes, stages_table, times_table
 from benchmarks.timing import PEERS, Cell, contender_processes, measure
 
@@ -30,6 +30,11 @@ CHAINS: tuple[tuple[str, ...], ...] = (
     ("split", "resize=1.5", "blur=25"),
 )
 CONTENDERS = ("imgserve", *PEERS, "floor")
+# Photos that are not sRGB JPEGs, against pyvips doing the same: alpha resampled
+# premultiplied and kept in a PNG; a Display P3 profile converted to sRGB.
+VARIANTS = (("rgba", "RGBA PNG"), ("p3", "Display P3 JPEG"))
+VARIANT_CHAIN = ("resize=0.5",)
+VARIANT_CONTENDERS = ("imgserve", "pyvips")
 PACKAGES = ("numpy", "opencv-python-headless", "pillow", "pyvips", "pyvips-binary")
 
 
@@ -87,6 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cells.append(cell)
                 times = ", ".join(f"{n} {format_ms(cell.median_ms(n))}" for n in cell.times)
                 log(f"{cell.label}: {times} ms")
+        variants: list[Cell] = []
+        pair = {name: running[name] for name in VARIANT_CONTENDERS if name in running}
+        for size in args.sizes if len(pair) == len(VARIANT_CONTENDERS) else ():
+            for kind, label in VARIANTS:
+                cell = Cell(size, VARIANT_CHAIN, label)
+                source = ensure_variant(size, kind, args.seed)
+                measure(source, cell, pair, Path(work), (args.repeat, args.budget))
+                variants.append(cell)
+                log(f"{cell.label}: {cell.median_ms('imgserve'):.1f} ms imgserve")
         setups = {name: process.setup for name, process in running.items()}
     elapsed = time.perf_counter() - started
     runs = "1 timed run" if args.repeat == 1 else f"up to {args.repeat} timed runs"
@@ -94,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     head.append(f"- Median wall time in ms of {runs} after one warm-up; whole run {elapsed:.0f} s")
     table = [*times_table(cells, args.contenders), "", *footnotes(cells, args.repeat)]
     lines = ["## Pipeline benchmark", "", *head, "", *table]
+    if variants:
+        lines += ["", "Alpha and colour profiles:", ""]
+        lines += [*times_table(variants, VARIANT_CONTENDERS), "", *footnotes(variants, 1)]
     if "imgserve" in args.contenders:
         lines += ["", "imgserve's median time by stage:", "", *stages_table(cells)]
     print("\n".join(lines))

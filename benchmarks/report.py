@@ -31,7 +31,7 @@ def times_table(cells: Sequence[Cell], names: Sequence[str]) -> list[str]:
     rows = []
     for cell in cells:
         mark = " †" if cell.notes else ""
-        row = [f"{cell.megapixels} MP", ", ".join(cell.chain) + mark, str(cell.outputs)]
+        row = [cell.photo, ", ".join(cell.chain) + mark, str(cell.outputs)]
         row += [format_ms(cell.median_ms(name)) for name in names]
         if ratios:
             ours = cell.median_ms("imgserve")
@@ -49,7 +49,7 @@ def stages_table(cells: Sequence[Cell]) -> list[str]:
     header = ["photo", "chain", *(f"{stage} ms" for stage in STAGES)]
     rows = [
         [
-            f"{cell.megapixels} MP",
+            cell.photo,
             ", ".join(cell.chain),
             *(format_ms(cell.stages[s] * 1000) if s in cell.stages else "" for s in STAGES),
         ]

@@ -112,7 +112,7 @@ def run_once(name: str, source: Path, folder: Path) -> Run:
     gc.disable()
     try:
         start = time.perf_counter()
-        runner(source, folder / "out.jpg")
+        runner(source, folder / f"out{output_suffix(source)}")
         seconds = time.perf_counter() - start
     finally:
         gc.enable()
@@ -163,6 +163,8 @@ class Cell:
 
     megapixels: int
     chain: tuple[str, ...]
+    kind: str = ""
+    """What the photo is when not an sRGB JPEG, e.g. "RGBA PNG"."""
     outputs: int = 0
     times: dict[str, list[float]] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
@@ -172,16 +174,26 @@ class Cell:
     @property
     def label(self) -> str:
         """Name the photo and chain, e.g. "12 MP resize=0.5"."""
-        return f"{self.megapixels} MP {', '.join(self.chain)}"
+        return f"{self.photo} {', '.join(self.chain)}"
+
+    @property
+    def photo(self) -> str:
+        """Name the photo, e.g. "12 MP" or "12 MP RGBA PNG"."""
+        return f"{self.megapixels} MP {self.kind}".strip()
 
     def median_ms(self, name: str) -> float:
         """Return the contender's median time in milliseconds."""
         return statistics.median(self.times[name]) * 1000
 
 
+def output_suffix(source: Path) -> str:
+    """Return the outputs' format: PNG for a PNG input (so alpha is kept), else JPEG."""
+    return ".png" if source.suffix == ".png" else ".jpg"
+
+
 def output_files(folder: Path) -> list[Path]:
-    """Return the JPEG outputs in folder, in output order (out_2 before out_10)."""
-    files = [path for path in folder.glob("*.jpg") if not path.name.startswith(".")]
+    """Return the outputs in folder, in output order (out_2 before out_10)."""
+    files = [path for path in folder.glob("*.*g") if not path.name.startswith(".")]
     return sorted(files, key=lambda path: (len(path.name), path.name))
 
 

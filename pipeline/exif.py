@@ -8,7 +8,9 @@ from collections.abc import Callable
 ReadAt = Callable[[int, int], bytes]
 """Read up to n bytes at an offset: read_at(offset, n)."""
 
-SHORT, LONG, LONG8 = 3, 4, 16
+SHORT, LONG, LONG8, UNDEFINED = 3, 4, 16, 7
+ENTRY = struct.Struct("HHI4s")
+"""A classic TIFF directory entry: tag, type, count, and the value or its offset."""
 IMAGE_WIDTH, IMAGE_LENGTH, ORIENTATION = 256, 257, 274
 _MAX_ENTRIES = 4096
 
@@ -49,6 +51,27 @@ def read_ifd0(read_at: ReadAt) -> dict[int, tuple[int, int]]:
             value_format = {SHORT: "H", LONG: "I", LONG8: "Q"}[kind]
             tags.setdefault(tag, (kind, struct.unpack_from(order + value_format, field)[0]))
     return tags
+
+
+def ifd0_entries(block: bytes) -> tuple[str, int, list[tuple[int, int, int, bytes, int]]]:
+    """Return a classic TIFF block's byte order, IFD0's offset and IFD0's raw entries.
+
+    Each entry is (tag, type, count, value or offset field, offset of the entry). Raises
+    KeyError, ValueError or struct.error when the block is not classic TIFF.
+    """
+    order = {b"II": "<", b"MM": ">"}[block[:2]]
+    (magic, offset) = struct.unpack_from(order + "HI", block, 2)
+    if magic != 42:
+        raise ValueError("not a classic TIFF structure")
+    (count,) = struct.unpack_from(order + "H", block, offset)
+    if count > _MAX_ENTRIES:
+        raise ValueError("too many directory entries")
+    entries = []
+    for index in range(count):
+        at = offset + 2 + index * ENTRY.size
+        tag, kind, values, field = struct.unpack_from(order + ENTRY.format, block, at)
+        entries.append((tag, kind, values, field, at))
+    return order, offset, entries
 
 
 def exif_orientation(block: bytes) -> int:

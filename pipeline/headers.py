@@ -1,8 +1,8 @@
 """Read an image's format, stored size and EXIF orientation from its header, without decoding.
 
-Formats are recognized by their first bytes, never by file name. Only JPEG, PNG, WebP, TIFF
-and BMP are handed to OpenCV; other image formats OpenCV could decode (GIF, JPEG 2000, PNM,
-HDR...) are refused, which keeps the decoders exposed to clients to the common five.
+Formats are recognized by their first bytes, never by file name. JPEG, PNG, WebP, TIFF, BMP,
+GIF (its first frame), AVIF and HEIC are decoded; other image formats OpenCV could decode
+(JPEG 2000, PNM, HDR...) are refused, which keeps the decoders exposed to clients to these.
 
 Orientation is read where OpenCV applies it, so that ``Header.size`` is the size OpenCV will
 decode: the first EXIF block in a JPEG (any APP1 before the first scan), the first eXIf chunk
@@ -26,16 +26,21 @@ from pipeline.exif import (
     exif_orientation,
     read_ifd0,
 )
+from pipeline.isobmff import avif_size, brand, heif_size
 from pipeline.operation import Size
 
-FORMAT_NAMES = {".jpg": "JPEG", ".png": "PNG", ".webp": "WebP", ".tif": "TIFF", ".bmp": "BMP"}
-_SUPPORTED = "JPEG, PNG, WebP, TIFF or BMP"
+FORMAT_NAMES = {
+    ".jpg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WebP",
+    ".tif": "TIFF",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".avif": "AVIF",
+    ".heic": "HEIC",
+}
+_SUPPORTED = "JPEG, PNG, WebP, TIFF, BMP, GIF, AVIF and HEIC"
 _OTHER_FORMATS = (
-    (b"GIF8", 0, "GIF"),
-    (b"ftypheic", 4, "HEIF"),
-    (b"ftypheix", 4, "HEIF"),
-    (b"ftypmif1", 4, "HEIF"),
-    (b"ftypavif", 4, "AVIF"),
     (b"\x00\x00\x00\x0cjP  ", 0, "JPEG 2000"),
     (b"\xff\x4f\xff\x51", 0, "JPEG 2000"),
     (b"\xff\x0a", 0, "JPEG XL"),
@@ -62,6 +67,8 @@ class Header:
     orientation: int = 1
     scan_start: int = 0
     """For a JPEG, the offset of its first scan (SOS marker)."""
+    components: int = 3
+    """For a JPEG, its colour components: 1 gray, 3 YCbCr or RGB, 4 CMYK or YCCK."""
 
     @property
     def size(self) -> Size:
@@ -71,7 +78,7 @@ class Header:
 
 def read_header(read_at: ReadAt, name: str) -> Header:
     """Read an image's header, or raise ImageDecodeError or UnsupportedFormat."""
-    head = read_at(0, 16)
+    head = read_at(0, 64)
     if not head:
         raise ImageDecodeError(f"{name} is empty")
     image_format = sniff(head)
@@ -80,8 +87,9 @@ def read_header(read_at: ReadAt, name: str) -> Header:
             (kind for magic, at, kind in _OTHER_FORMATS if head[at:].startswith(magic)), None
         )
         if other is not None:
+            article = "an" if other[0] in "AEIOU" else "a"
             raise UnsupportedFormat(
-                f"{name} is a {other} image; the supported formats are {_SUPPORTED}"
+                f"{name} is {article} {other} image; the supported formats are {_SUPPORTED}"
             )
         raise ImageDecodeError(f"{name} is not an image in a supported format ({_SUPPORTED})")
     try:
@@ -108,11 +116,13 @@ def sniff(head: bytes) -> str | None:
         return ".tif"
     if head.startswith(b"BM"):
         return ".bmp"
-    return None
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return ".gif"
+    return brand(head)
 
 
 def _jpeg(read_at: ReadAt) -> Header:
-    position, size, orientation = 2, None, None
+    position, size, orientation, components = 2, None, None, 3
     for _ in range(_MAX_PIECES):
         marker = read_at(position, 4)
         if len(marker) < 2 or marker[0] != 0xFF:
@@ -130,9 +140,9 @@ def _jpeg(read_at: ReadAt) -> Header:
         if kind == 0xDA:
             if size is None:
                 raise Damaged("a scan before the frame header")
-            return Header(".jpg", *size, orientation or 1, scan_start=position)
+            return Header(".jpg", *size, orientation or 1, position, components)
         if kind in _JPEG_SOF and size is None:
-            height, width = struct.unpack(">HH", read_at(position + 5, 4))
+            height, width, components = struct.unpack(">HHB", read_at(position + 5, 5))
             size = (width, height)
         elif kind == 0xE1 and orientation is None:
             segment = read_at(position + 4, length - 2)
@@ -212,4 +222,27 @@ def _bmp(read_at: ReadAt) -> Header:
     return Header(".bmp", width, abs(height))
 
 
-_PARSERS = {".jpg": _jpeg, ".png": _png, ".webp": _webp, ".tif": _tiff, ".bmp": _bmp}
+def _gif(read_at: ReadAt) -> Header:
+    width, height = struct.unpack("<HH", read_at(6, 4))
+    return Header(".gif", width, height)
+
+
+def _avif(read_at: ReadAt) -> Header:
+    (width, height), orientation = avif_size(read_at)
+    return Header(".avif", width, height, orientation)
+
+
+def _heic(read_at: ReadAt) -> Header:
+    return Header(".heic", *heif_size(read_at))
+
+
+_PARSERS = {
+    ".jpg": _jpeg,
+    ".png": _png,
+    ".webp": _webp,
+    ".tif": _tiff,
+    ".bmp": _bmp,
+    ".gif": _gif,
+    ".avif": _avif,
+    ".heic": _heic,
+}

@@ -16,7 +16,8 @@ from cv2.typing import MatLike
 from pipeline.params import Param
 
 Image: TypeAlias = MatLike
-"""An 8-bit image: rows x columns x 3 (BGR), or rows x columns once grayscale."""
+"""An 8- or 16-bit image: rows x columns x 3 (BGR) or 4 (BGRA), rows x columns when gray, or
+rows x columns x 2 (gray and alpha). Alpha is straight, not premultiplied."""
 
 Size: TypeAlias = tuple[int, int]
 """(width, height) in pixels."""

@@ -7,6 +7,7 @@ import os
 from pipeline.errors import UnsupportedFormat
 
 OUTPUT_FORMATS = {
+    ".avif": ".avif",
     ".bmp": ".bmp",
     ".jpeg": ".jpg",
     ".jpg": ".jpg",

@@ -212,6 +212,30 @@ class Choice:
         return {"type": kind, "enum": list(self.choices)}
 
 
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+@dataclass(frozen=True)
+class HexColor:
+    """Accept an opaque colour written "#rrggbb", as in CSS; return it in lower case."""
+
+    def convert(self, value: object, name: str, shown: str | None = None) -> str:
+        """Return value in lower case if it is a "#rrggbb" string, or raise ParamError."""
+        if not isinstance(value, str):
+            raise ParamError(f'{name} must be a colour such as "#ffffff", not {describe(value)}')
+        if not _HEX_COLOR.fullmatch(value):
+            raise ParamError(f'{name} {show(value)} is not a colour written "#rrggbb"')
+        return value.lower()
+
+    def parse(self, text: str, name: str) -> str:
+        """Read the string form's text as a colour, or raise ParamError."""
+        return self.convert(text, name)
+
+    def schema(self) -> dict[str, object]:
+        """Return the JSON Schema of the accepted values."""
+        return {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}
+
+
 TRUE_WORDS = ("True", "true", "1", "yes")
 FALSE_WORDS = ("False", "false", "None", "0", "no")
 

@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipeline.chain import Chain
+from pipeline.colour import to_srgb
 from pipeline.decoding import Source, decode, decode_reduced, open_input
+from pipeline.embedded import Embedded
 from pipeline.encoding import Encoded, EncodeOptions, encode_image
 from pipeline.errors import InvalidOperation
 from pipeline.limits import DEFAULT_LIMITS, Limits
+from pipeline.metadata import carried
 from pipeline.operation import Image
 from pipeline.operations import resize
 from pipeline.outputs import output_format, output_paths
@@ -62,13 +65,16 @@ def process_image(
     started = time.perf_counter()
     source = open_input(input_path, limits)
     plan_sizes(chain, *source.header.size, limits=limits)
-    image, first = _decode_for(source, chain, limits, seconds)
+    image, first, embedded = _decode_for(source, chain, limits, seconds)
+    if encode.color != "keep":
+        image = to_srgb(image, embedded.profile)
+    kept = carried(embedded, encode.metadata, embedded.profile if encode.color == "keep" else None)
     decoding = time.perf_counter() - started - sum(seconds)
 
     leaves = _outputs(image, chain, first, seconds)
     del image, source  # the generator lets the image go once the step after it has run
     started, stepped = time.perf_counter(), sum(seconds)
-    write_outputs(_encoded(paths, leaves, image_format, encode), retry=retry)
+    write_outputs(_encoded(paths, leaves, image_format, encode, kept), retry=retry)
     encoding = time.perf_counter() - started - (sum(seconds) - stepped)
 
     if on_step is not None:
@@ -81,11 +87,12 @@ def process_image(
 
 def _decode_for(
     source: Source, chain: Chain, limits: Limits, seconds: list[float]
-) -> tuple[Image, int]:
+) -> tuple[Image, int, Embedded]:
     """Decode, shrinking on load when the chain starts by shrinking a JPEG by 2 or more.
 
-    Returns the image and the index of the first step still to run. The first resize's
-    target comes from the full size, so both paths give outputs of identical sizes.
+    Returns the image, the index of the first step still to run and what the file carries.
+    The first resize's target comes from the full size, so both paths give outputs of
+    identical sizes.
     """
     size = source.header.size
     if chain.steps and chain.steps[0].op == "resize":
@@ -93,15 +100,16 @@ def _decode_for(
         reduced = decode_reduced(source, target)
         if reduced is not None:
             started = time.perf_counter()
-            image = resize.resize_to(reduced, target)
+            image = resize.resize_to(reduced.image, target)
             seconds[0] += time.perf_counter() - started
-            return image, 1
-    image = decode(source)
+            return image, 1, reduced.embedded
+    decoded = decode(source)
+    image = decoded.image
     rows, cols = image.shape[:2]
     if (cols, rows) != size:
         # The header disagreed with the decoder: plan again with the size that was decoded.
         plan_sizes(chain, cols, rows, limits=limits)
-    return image, 0
+    return image, 0, decoded.embedded
 
 
 def _outputs(image: Image, chain: Chain, index: int, seconds: list[float]) -> Iterator[Image]:
@@ -127,8 +135,12 @@ def _outputs(image: Image, chain: Chain, index: int, seconds: list[float]) -> It
 
 
 def _encoded(
-    paths: list[Path], leaves: Iterator[Image], image_format: str, options: EncodeOptions
+    paths: list[Path],
+    leaves: Iterator[Image],
+    image_format: str,
+    options: EncodeOptions,
+    carried: Embedded,
 ) -> Iterator[tuple[Path, Encoded]]:
     """Encode each output as it is made, keeping no reference to it once it is handed on."""
     for path in paths:
-        yield path, encode_image(next(leaves), image_format, options, path.name)
+        yield path, encode_image(next(leaves), image_format, options, path.name, carried)

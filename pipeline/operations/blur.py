@@ -7,19 +7,21 @@ This is cv2.GaussianBlur(image, (kernel, kernel), sigma) with OpenCV's conventio
 kernel. When sigma is not given it is 4 for kernel 0 and 0 (derived) otherwise, so "blur=25"
 normalizes to {"kernel": 25, "sigma": 0.0} and {"op": "blur"} to {"kernel": 0, "sigma": 4.0}.
 Kernel 0 with sigma 0 is refused, since each would be derived from the other.
+An image with alpha is blurred on premultiplied colour (see pipeline.alpha).
 """
 
 from __future__ import annotations
 
 import cv2
 
+from pipeline.alpha import premultiplied
 from pipeline.operation import Image, Operation
 from pipeline.params import FloatRange, OddInt, Param, ParamError
 
 
 def gaussian_blur(image: Image, *, kernel: int, sigma: float) -> Image:
     """Blur an image with a kernel x kernel Gaussian of the given sigma."""
-    return cv2.GaussianBlur(image, (kernel, kernel), sigma)
+    return premultiplied(image, lambda values: cv2.GaussianBlur(values, (kernel, kernel), sigma))
 
 
 def _finish(params: dict[str, object]) -> dict[str, object]:

@@ -2,8 +2,9 @@
 
 String forms: "grayscale", "grayscale=true" (the same boolean words as split).
 Object form: {"op": "grayscale"} or {"op": "grayscale", "enabled": false}.
-The result has one channel, so it is encoded as a gray image where the format allows (WebP
-stores it as color); converting an image that is already gray leaves it as it is.
+The result has one channel (two with alpha: BGRA becomes gray and alpha), so it is encoded
+as a gray image where the format allows (WebP stores it as color); converting an image that
+is already gray leaves it as it is.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from pipeline.params import Flag, Param
 
 
 def grayscale(image: Image, *, enabled: bool = True) -> Image:
-    """Convert a BGR image to one gray channel (or return it as it is when not enabled)."""
-    if not enabled or image.ndim == 2:
+    """Convert BGR to one gray channel, BGRA to gray and alpha (or return it when not enabled)."""
+    if not enabled or image.ndim == 2 or image.shape[2] == 2:
         return image
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    return cv2.merge([gray, cv2.extractChannel(image, 3)])
 
 
 OPERATION = Operation(

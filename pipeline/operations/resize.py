@@ -6,13 +6,15 @@ Give exactly one of factor, or width and/or height. A factor makes
 (max(1, round(w * factor)), max(1, round(h * factor))), with Python's round (half to even);
 one side keeps the aspect ratio, the other rounding the same way; both give that exact size.
 Shrinking uses INTER_AREA; enlarging INTER_CUBIC, which measured sharper than INTER_LINEAR
-and no slower (x2 of a 1 MP photo: 3.6 ms against 4.2 ms).
+and no slower. An image with alpha is resampled on premultiplied colour
+(see pipeline.alpha).
 """
 
 from __future__ import annotations
 
 import cv2
 
+from pipeline.alpha import premultiplied
 from pipeline.operation import Image, Operation, Size
 from pipeline.params import FloatRange, IntRange, Param, ParamError
 
@@ -43,7 +45,10 @@ def resize_to(image: Image, size: Size) -> Image:
     if (cols, rows) == size:
         return image
     shrinking = size[0] <= cols and size[1] <= rows
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return premultiplied(
+        image, lambda values: cv2.resize(values, size, interpolation=interpolation)
+    )
 
 
 def resize(

@@ -12,7 +12,7 @@ from pipeline import (
     parse_encode_options,
 )
 
-FORMATS = ".bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp"
+FORMATS = ".avif, .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp"
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_encode_options_parse_with_defaults_filled_in(obj: object, expected: Enc
         ({"webp_quality": 0}, "/encode/webp_quality", "encode webp_quality 0 is not in the range 1 <= webp_quality <= 100"),
         ({"png_compression": 10}, "/encode/png_compression", "encode png_compression 10 is not in the range 0 <= png_compression <= 9"),
         ({"png_compression": True}, "/encode/png_compression", "encode png_compression must be an integer, not a boolean (true)"),
-        ({"quality": 5}, "/encode/quality", "encode has no option 'quality'; its options are jpeg_quality, webp_quality, png_compression"),
+        ({"quality": 5}, "/encode/quality", "encode has no option 'quality'; its options are jpeg_quality, webp_quality, png_compression, avif_quality, jpeg_progressive, jpeg_subsampling, jpeg_optimize, background, color, metadata"),
         ("fast", "/encode", "encode must be an object, not a string ('fast')"),
     ],
 )  # fmt: skip

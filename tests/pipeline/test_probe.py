@@ -110,15 +110,15 @@ def test_a_file_over_the_byte_limit_is_refused_before_reading(
         ("empty.jpg", b"", ImageDecodeError, "empty.jpg is empty"),
         (
             "notes.txt", b"hello, this is not an image\n", ImageDecodeError,
-            "notes.txt is not an image in a supported format (JPEG, PNG, WebP, TIFF or BMP)",
+            "notes.txt is not an image in a supported format (JPEG, PNG, WebP, TIFF, BMP, GIF, AVIF and HEIC)",
         ),
         (
-            "anim.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", UnsupportedFormat,
-            "anim.gif is a GIF image; the supported formats are JPEG, PNG, WebP, TIFF or BMP",
+            "scan.jp2", b"\x00\x00\x00\x0cjP  \r\n\x87\n", UnsupportedFormat,
+            "scan.jp2 is a JPEG 2000 image; the supported formats are JPEG, PNG, WebP, TIFF, BMP, GIF, AVIF and HEIC",
         ),
         (
-            "photo.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", UnsupportedFormat,
-            "photo.heic is a HEIF image; the supported formats are JPEG, PNG, WebP, TIFF or BMP",
+            "render.exr", b"v/1\x01\x02\x00\x00\x00", UnsupportedFormat,
+            "render.exr is an OpenEXR image; the supported formats are JPEG, PNG, WebP, TIFF, BMP, GIF, AVIF and HEIC",
         ),
         (
             "cut.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF", ImageDecodeError,

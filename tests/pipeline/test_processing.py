@@ -19,9 +19,11 @@ from pipeline import (
     LimitExceeded,
     Limits,
     UnsupportedFormat,
+    decoding,
     output_paths,
     parse_operations,
     process_image,
+    processing,
 )
 from pipeline.decoding import reduction_for
 from pipeline.operations.resize import resize_to
@@ -392,7 +394,7 @@ def test_damaged_image_data_is_refused(
     ("name", "data", "detail"),
     [
         ("empty.jpg", b"", "empty.jpg is empty"),
-        ("notes.txt", b"not an image", "notes.txt is not an image in a supported format (JPEG, PNG, WebP, TIFF or BMP)"),
+        ("notes.txt", b"not an image", "notes.txt is not an image in a supported format (JPEG, PNG, WebP, TIFF, BMP, GIF, AVIF and HEIC)"),
     ],
 )  # fmt: skip
 def test_an_empty_or_non_image_file_is_refused(
@@ -460,37 +462,38 @@ def test_the_largest_jpeg_reduction_that_covers_the_target_is_chosen(
 
 
 @pytest.fixture
-def decode_flags(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the flags of every cv2.imdecode call."""
-    real, flags = cv2.imdecode, []
+def reductions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the reduction (1, 2, 4 or 8) of every decode."""
+    real, seen = decoding.decode, []
 
-    def imdecode(buffer: Any, flag: int) -> Any:
-        flags.append(flag)
-        return real(buffer, flag)
+    def decode(source: Any, reduction: int = 1) -> Any:
+        seen.append(reduction)
+        return real(source, reduction)
 
-    monkeypatch.setattr(cv2, "imdecode", imdecode)
-    return flags
+    monkeypatch.setattr(decoding, "decode", decode)
+    monkeypatch.setattr(processing, "decode", decode)
+    return seen
 
 
 @pytest.mark.parametrize(
-    ("items", "flag", "bound"),
+    ("items", "reduction", "bound"),
     [
-        (["resize=0.5"], cv2.IMREAD_REDUCED_COLOR_2, 1.0),
-        (["resize=0.25"], cv2.IMREAD_REDUCED_COLOR_4, 5.0),
-        (["resize=0.1"], cv2.IMREAD_REDUCED_COLOR_8, 5.0),
-        ([{"op": "resize", "width": 100}], cv2.IMREAD_REDUCED_COLOR_8, 5.0),
-        (["resize=0.3", "blur=3"], cv2.IMREAD_REDUCED_COLOR_2, 1.5),
+        (["resize=0.5"], 2, 1.0),
+        (["resize=0.25"], 4, 5.0),
+        (["resize=0.1"], 8, 5.0),
+        ([{"op": "resize", "width": 100}], 8, 5.0),
+        (["resize=0.3", "blur=3"], 2, 1.5),
     ],
 )
 def test_shrink_on_load_gives_the_same_size_and_close_pixels(
-    photo: Path, tmp_path: Path, decode_flags: list[int], items: list[object], flag: int,
+    photo: Path, tmp_path: Path, reductions: list[int], items: list[object], reduction: int,
     bound: float,
 ) -> None:  # fmt: skip
     """Shrink-on-load output differs from full decode + INTER_AREA by a mean of under 1 level at
     1/2 and under 5 (of 255) at 1/4 and 1/8 on this detailed photo."""
     chain = parse_operations(items)
     [written] = process_image(photo, tmp_path / "x.png", chain)
-    assert decode_flags == [flag]
+    assert reductions == [reduction]
     shrunk = read(written)
     full = resize_to(cv2.imread(str(photo)), (shrunk.shape[1], shrunk.shape[0]))
     for step in chain.steps[1:]:
@@ -501,18 +504,18 @@ def test_shrink_on_load_gives_the_same_size_and_close_pixels(
 
 @pytest.mark.parametrize("items", [["resize=0.6"], ["blur=3", "resize=0.1"], ["resize=2"]])
 def test_shrink_on_load_is_only_for_a_first_resize_by_half_or_less(
-    photo: Path, tmp_path: Path, decode_flags: list[int], items: list[str]
+    photo: Path, tmp_path: Path, reductions: list[int], items: list[str]
 ) -> None:
     process_image(photo, tmp_path / "x.jpg", parse_operations(items))
-    assert decode_flags == [cv2.IMREAD_COLOR]
+    assert reductions == [1]
 
 
 def test_shrink_on_load_is_only_for_jpeg(
-    write: Callable[..., Path], image: np.ndarray, tmp_path: Path, decode_flags: list[int]
+    write: Callable[..., Path], image: np.ndarray, tmp_path: Path, reductions: list[int]
 ) -> None:
     path = write("big.png", np.tile(image, (4, 4, 1)))
     process_image(path, tmp_path / "x.jpg", parse_operations(["resize=0.1"]))
-    assert decode_flags == [cv2.IMREAD_COLOR]
+    assert reductions == [1]
 
 
 def test_a_chain_over_the_limits_is_refused_before_anything_else(source: Path, out: Path) -> None:
@@ -525,12 +528,12 @@ def test_a_chain_over_the_limits_is_refused_before_anything_else(source: Path, o
 
 
 def test_shrink_on_load_halves_an_odd_sized_jpeg_exactly(
-    photo: Path, write: Callable[..., Path], tmp_path: Path, decode_flags: list[int]
+    photo: Path, write: Callable[..., Path], tmp_path: Path, reductions: list[int]
 ) -> None:
     odd = write("odd.jpg", cv2.imread(str(photo))[:753, :1023], (cv2.IMWRITE_JPEG_QUALITY, 95))
-    decode_flags.clear()
+    reductions.clear()
     [written] = process_image(odd, tmp_path / "x.png", parse_operations(["resize=0.5"]))
-    assert decode_flags == [cv2.IMREAD_REDUCED_COLOR_2]
+    assert reductions == [2]
     shrunk = read(written)
     full = resize_to(cv2.imread(str(odd)), (512, 376))  # round(511.5) = 512, round(376.5) = 376
     assert shrunk.shape == full.shape
