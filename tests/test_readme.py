@@ -159,8 +159,16 @@ def test_every_parameter_has_its_bounds_and_default_in_the_operations_table() ->
 def test_every_encoder_setting_has_its_range_and_default() -> None:
     text = " ".join(section("### Encoder settings").split())
     for name, schema in pipeline.encode_options_schema()["properties"].items():
-        bounds = f"{schema['minimum']} to {schema['maximum']}, default {schema['default']}"
-        assert f"`{name}` ({bounds}" in text, name
+        if "minimum" in schema:
+            said = f"{schema['minimum']} to {schema['maximum']}, default {schema['default']}"
+        elif "enum" in schema:
+            choices = " or ".join(f'`"{choice}"`' for choice in schema["enum"])
+            said = f'{choices}, default `"{schema["default"]}"`'
+        elif schema["type"] == "boolean":
+            said = f"true or false, default {json.dumps(schema['default'])}"
+        else:
+            said = f'`"{schema["pattern"].strip("^$")}"`, default `"{schema["default"]}"`'
+        assert f"`{name}` ({said}" in text, name
 
 
 def test_every_status_the_api_answers_is_in_the_errors_table() -> None:

@@ -385,7 +385,7 @@ def test_image_problems_are_named_even_when_the_operations_are_wrong(client: Fla
         },
         {
             "pointer": "/images/0/output",
-            "detail": "cannot write o.gif: '.gif' is not a supported output format; use one of .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp",
+            "detail": "cannot write o.gif: '.gif' is not a supported output format; use one of .avif, .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp",
         },
     ]
 

@@ -221,7 +221,10 @@ def test_the_document_states_the_limits_and_headers_the_api_holds_to(client: Fla
     job = document["components"]["schemas"]["JobRequest"]["properties"]
     assert (job["images"]["maxItems"], job["operations"]["maxItems"]) == (10, 32)
     encode = job["encode"]["anyOf"][0]
-    assert set(encode["properties"]) == {"jpeg_quality", "webp_quality", "png_compression"}
+    assert set(encode["properties"]) == {
+        "jpeg_quality", "webp_quality", "png_compression", "avif_quality", "jpeg_progressive",
+        "jpeg_subsampling", "jpeg_optimize", "background", "color", "metadata",
+    }  # fmt: skip
     assert encode["additionalProperties"] is False
     submit = document["paths"]["/jobs"]["post"]["responses"]
     assert submit["202"]["headers"]["Location"]["required"] is True
