@@ -8,6 +8,7 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
+import app.cli_text
 import app.errors
 import pipeline
 from app.models import JobResource
@@ -68,19 +69,27 @@ def test_the_first_job_is_examples_job_json() -> None:
     assert shown_job == json.loads((ROOT / "examples" / "job.json").read_text())
 
 
-def test_the_first_job_lists_outputs_the_job_really_writes() -> None:
+def test_the_first_job_shows_the_summary_the_cli_prints_for_what_the_job_writes() -> None:
     job = json.loads((ROOT / "examples" / "job.json").read_text())
     count = pipeline.parse_operations(job["operations"]).output_count
-    written = [
-        path for image in job["images"] for path in pipeline.output_paths(image["output"], count)
+    images = [
+        {**image, "state": "succeeded", "error": None,
+         "outputs": pipeline.output_paths(image["output"], count)}
+        for image in job["images"]
+    ]  # fmt: skip
+    done = {"state": "succeeded", "images": images, "progress": {"total": 4, "done": 4,
+            "failed": 0, "cancelled": 0, "percent": 100.0}}  # fmt: skip
+    console = code_blocks(section("## A first job"), "console")[0].splitlines()
+    assert console[0] == "$ .venv/bin/imgserve submit examples/job.json --wait"
+    assert console[2:] == app.cli_text.summary(done)
+    assert console[2:] == [
+        "succeeded: 4 of 4 images done, 0 failed",
+        "wrote 16 outputs to examples/output/",
     ]
-    console = code_blocks(section("## A first job"), "console")[0]
-    listed = [line.strip() for line in console.splitlines() if line.startswith("  examples/")]
-    total = len(job["images"])
-    assert f"succeeded: {total} of {total} images done, 0 failed" in console
-    assert listed[:5] == written[:5]
-    assert listed[-1] == written[-1]
-    assert count * total == 16 and "16 outputs" in section("## A first job")
+    text = section("## A first job")
+    assert "16 outputs" in text and "`dawn_1.jpg` to `night_4.webp`" in text
+    assert images[0]["outputs"][0].endswith("/dawn_1.jpg")
+    assert images[-1]["outputs"][-1].endswith("/night_4.webp")
 
 
 def test_the_job_resource_example_shows_the_first_job_normalized() -> None:
