@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from cv2.typing import MatLike
 from PIL import Image, ImageFilter
+
+from benchmarks.images import Pixels, read_pixels
 
 JPEG_QUALITY = 90
 
-Pixels = MatLike
 Runner = Callable[[Path, Path], None]
+Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ def parse_chain(chain: Sequence[str]) -> list[Step]:
     return steps
 
 
+def leading_shrink(steps: list[Step]) -> tuple[float | None, list[Step]]:
+    """Split off a leading shrink's factor, which Pillow and pyvips apply while decoding."""
+    if steps and steps[0].op == "resize" and steps[0].value < 1:
+        return steps[0].value, steps[1:]
+    return None, steps
+
+
 def scaled_size(width: int, height: int, factor: float) -> tuple[int, int]:
     """Return the size of a resize by factor, by imgserve's rounding rule."""
     return max(1, round(width * factor)), max(1, round(height * factor))
@@ -52,25 +60,78 @@ def blur_sigma(kernel: int) -> float:
     return 0.3 * ((kernel - 1) * 0.5 - 1) + 0.8
 
 
-def output_paths(output: Path, count: int) -> list[Path]:
-    """Name count outputs as imgserve does: the path itself, or {stem}_{n}{ext}."""
-    if count == 1:
-        return [output]
-    return [output.with_name(f"{output.stem}_{n}{output.suffix}") for n in range(1, count + 1)]
-
-
-def quadrant_boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
+def quadrants(width: int, height: int) -> list[Box]:
     """Return (left, top, right, bottom) of the four quadrants, top-left first."""
     w, h = width // 2, height // 2
     return [(0, 0, w, h), (w, 0, width, h), (0, h, w, height), (w, h, width, height)]
 
 
-def read_pixels(path: Path) -> Pixels:
-    """Decode an image file in full to 8-bit BGR."""
-    pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if pixels is None:
-        raise OSError(f"OpenCV cannot read {path}")
-    return pixels
+@dataclass(frozen=True)
+class Library:
+    """How one library sizes, crops, resizes and blurs an image of its own type."""
+
+    size: Callable[[Any], tuple[int, int]]
+    crop: Callable[[Any, Box], Any]
+    resize: Callable[[Any, float], Any]
+    blur: Callable[[Any, int], Any]
+
+    def apply(self, steps: Sequence[Step], image: Any) -> list[Any]:
+        """Run the steps on an image; a split turns each image into its four quadrants."""
+        images = [image]
+        for step in steps:
+            if step.op == "split":
+                images = [self.crop(i, box) for i in images for box in quadrants(*self.size(i))]
+            elif step.op == "resize":
+                images = [self.resize(image, step.value) for image in images]
+            else:
+                images = [self.blur(image, int(step.value)) for image in images]
+        return images
+
+
+def save_all(images: Sequence[Any], output: Path, save: Callable[[Any, Path], object]) -> None:
+    """Save the images under imgserve's names: the path itself, or {stem}_{n}{ext}."""
+    for n, image in enumerate(images, 1):
+        numbered = output.with_name(f"{output.stem}_{n}{output.suffix}")
+        save(image, output if len(images) == 1 else numbered)
+
+
+def opencv_resize(image: Pixels, factor: float) -> Pixels:
+    """Resize as imgserve does: area averaging to shrink, bicubic to enlarge."""
+    size = scaled_size(image.shape[1], image.shape[0], factor)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+
+
+def opencv_save(image: Pixels, path: Path) -> None:
+    """Write an image with OpenCV at the benchmark's JPEG quality."""
+    cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+
+
+def vips_save(image: Any, path: Path) -> None:
+    """Write a PNG at zlib level 1, as imgserve's default, or a JPEG with 4:2:0 chroma."""
+    if path.suffix == ".png":
+        image.write_to_file(str(path), compression=1)
+    else:  # libvips turns chroma subsampling off at Q >= 90; the others write 4:2:0
+        image.write_to_file(str(path), Q=JPEG_QUALITY, subsample_mode="on")
+
+
+OPENCV = Library(
+    size=lambda image: (image.shape[1], image.shape[0]),
+    crop=lambda image, box: image[box[1] : box[3], box[0] : box[2]].copy(),
+    resize=opencv_resize,
+    blur=lambda image, kernel: cv2.GaussianBlur(image, (kernel, kernel), 0),
+)
+PILLOW = Library(
+    size=lambda image: (image.width, image.height),
+    crop=lambda image, box: image.crop(box),
+    resize=lambda image, factor: image.resize(scaled_size(image.width, image.height, factor)),
+    blur=lambda image, kernel: image.filter(ImageFilter.GaussianBlur(blur_sigma(kernel))),
+)
+VIPS = Library(
+    size=lambda image: (image.width, image.height),
+    crop=lambda image, box: image.crop(box[0], box[1], box[2] - box[0], box[3] - box[1]),
+    resize=lambda image, factor: image.resize(factor),
+    blur=lambda image, kernel: image.gaussblur(blur_sigma(kernel)),
+)
 
 
 def naive_opencv(chain: Sequence[str]) -> Runner:
@@ -78,57 +139,23 @@ def naive_opencv(chain: Sequence[str]) -> Runner:
     steps = parse_chain(chain)
 
     def run(source: Path, output: Path) -> None:
-        images = [read_pixels(source)]
-        for step in steps:
-            if step.op == "split":
-                images = [
-                    image[top:bottom, left:right].copy()
-                    for image in images
-                    for left, top, right, bottom in quadrant_boxes(image.shape[1], image.shape[0])
-                ]
-            elif step.op == "resize":
-                shrink = step.value < 1
-                images = [
-                    cv2.resize(
-                        image,
-                        scaled_size(image.shape[1], image.shape[0], step.value),
-                        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC,
-                    )
-                    for image in images
-                ]
-            else:
-                kernel = int(step.value)
-                images = [cv2.GaussianBlur(image, (kernel, kernel), 0) for image in images]
-        for image, path in zip(images, output_paths(output, len(images)), strict=True):
-            cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        save_all(OPENCV.apply(steps, read_pixels(source)), output, opencv_save)
 
     return run
 
 
 def pillow(chain: Sequence[str]) -> Runner:
     """Run the chain with Pillow: thumbnail() for a leading shrink, else resize() and filter()."""
-    steps = parse_chain(chain)
-    leading_shrink = bool(steps) and steps[0].op == "resize" and steps[0].value < 1
+    shrink, rest = leading_shrink(parse_chain(chain))
 
     def run(source: Path, output: Path) -> None:
         # Closing a Pillow image frees its pixels, so the whole chain runs inside the block.
-        with Image.open(source) as opened:
-            rest = steps
-            if leading_shrink:
+        with Image.open(source) as image:
+            if shrink is not None:
                 # Pillow's documented way to a smaller copy: draft() the decoder, then reduce().
-                opened.thumbnail(scaled_size(*opened.size, steps[0].value))
-                rest = steps[1:]
-            images: list[Image.Image] = [opened]
-            for step in rest:
-                if step.op == "split":
-                    images = [im.crop(box) for im in images for box in quadrant_boxes(*im.size)]
-                elif step.op == "resize":
-                    images = [im.resize(scaled_size(*im.size, step.value)) for im in images]
-                else:
-                    blur = ImageFilter.GaussianBlur(blur_sigma(int(step.value)))
-                    images = [im.filter(blur) for im in images]
-            for image, path in zip(images, output_paths(output, len(images)), strict=True):
-                image.save(path, quality=JPEG_QUALITY)
+                image.thumbnail(scaled_size(*image.size, shrink))
+            images = PILLOW.apply(rest, image)
+            save_all(images, output, lambda out, path: out.save(path, quality=JPEG_QUALITY))
 
     return run
 
@@ -147,44 +174,22 @@ def load_pyvips() -> Any:
 
 def pyvips_chain(chain: Sequence[str]) -> Runner:
     """Run the chain with pyvips: thumbnail() for a leading shrink, else resize/gaussblur/crop."""
-    vips = load_pyvips()
-    steps = parse_chain(chain)
-    leading_shrink = bool(steps) and steps[0].op == "resize" and steps[0].value < 1
-    fans_out = any(step.op == "split" for step in steps)
+    vips, steps = load_pyvips(), parse_chain(chain)
+    shrink, rest = leading_shrink(steps)
+    # Quadrants are written one after another, so a split needs random access.
+    access = "random" if any(step.op == "split" for step in steps) else "sequential"
 
     def run(source: Path, output: Path) -> None:
-        rest = steps
-        if leading_shrink:
+        if shrink is None:
+            image = vips.Image.new_from_file(str(source), access=access)
+        else:
             header = vips.Image.new_from_file(str(source))
-            width, height = scaled_size(header.width, header.height, steps[0].value)
+            width, height = scaled_size(header.width, header.height, shrink)
             # thumbnail() premultiplies alpha and converts an embedded profile to sRGB.
             image = vips.Image.thumbnail(
                 str(source), width, height=height, size="force", export_profile="srgb"
             )
-            rest = steps[1:]
-        else:
-            # Quadrants are written one after another, so a split needs random access.
-            image = vips.Image.new_from_file(
-                str(source), access="random" if fans_out else "sequential"
-            )
-        images: list[Any] = [image]
-        for step in rest:
-            if step.op == "split":
-                images = [
-                    image.crop(left, top, right - left, bottom - top)
-                    for image in images
-                    for left, top, right, bottom in quadrant_boxes(image.width, image.height)
-                ]
-            elif step.op == "resize":
-                images = [image.resize(step.value) for image in images]
-            else:
-                sigma = blur_sigma(int(step.value))
-                images = [image.gaussblur(sigma) for image in images]
-        for image, path in zip(images, output_paths(output, len(images)), strict=True):
-            if path.suffix == ".png":  # zlib level 1, as imgserve's default
-                image.write_to_file(str(path), compression=1)
-            else:  # libvips turns chroma subsampling off at Q >= 90; the others write 4:2:0
-                image.write_to_file(str(path), Q=JPEG_QUALITY, subsample_mode="on")
+        save_all(VIPS.apply(rest, image), output, vips_save)
 
     return run
 
@@ -195,6 +200,9 @@ def codec_floor(outputs: Sequence[tuple[str, Pixels]]) -> Runner:
     def run(source: Path, output: Path) -> None:
         read_pixels(source)
         for name, pixels in outputs:
-            cv2.imwrite(str(output.parent / name), pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            opencv_save(pixels, output.parent / name)
 
     return run
+
+
+PEERS = {"naive": naive_opencv, "Pillow": pillow, "pyvips": pyvips_chain}

@@ -12,15 +12,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def log(message: str) -> None:
     """Show progress on stderr."""
     print(time.strftime("[%H:%M:%S]"), message, file=sys.stderr, flush=True)
+
+
+def rotated(items: Sequence[T], turn: int) -> list[T]:
+    """Return the items starting at the turn's one, so that drift falls on all of them alike."""
+    first = turn % len(items)
+    return [*items[first:], *items[:first]]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

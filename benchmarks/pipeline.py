@@ -17,10 +17,10 @@ from pathlib import Path
 
 import cv2
 
-from benchmarks.harness import load_average, log, machine
-from benchmarks.images import DEFAULT_SEED, ensure_photo, ensure_variant
-from benchmarks.report import footnotes, format_ms, photos, processes, stages_table, times_table
-from benchmarks.timing import PEERS, Cell, contender_processes, measure
+from benchmarks.contenders import PEERS
+from benchmarks.harness import load_average, log, machine, markdown_table
+from benchmarks.images import DEFAULT_SEED, ensure_photo, ensure_variant, photo_size
+from benchmarks.timing import Cell, contender_processes, measure
 
 CHAINS: tuple[tuple[str, ...], ...] = (
     ("split", "resize=2", "split", "resize=2"),
@@ -35,6 +35,7 @@ CONTENDERS = ("imgserve", *PEERS, "floor")
 VARIANTS = (("rgba", "RGBA PNG"), ("p3", "Display P3 JPEG"))
 VARIANT_CHAIN = ("resize=0.5",)
 VARIANT_CONTENDERS = ("imgserve", "pyvips")
+STAGES = ("decode", "split", "resize", "blur", "encode")
 PACKAGES = ("numpy", "opencv-python-headless", "pillow", "pyvips", "pyvips-binary")
 
 
@@ -71,6 +72,86 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--contenders takes some of {', '.join(CONTENDERS)}, not just floor")
     args.contenders = [name for name in CONTENDERS if name in args.contenders]
     return args
+
+
+def format_ms(ms: float) -> str:
+    """Format milliseconds to three significant figures or more."""
+    return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
+
+
+def times_table(cells: Sequence[Cell], names: Sequence[str]) -> list[str]:
+    """Return the table of median times and ratios."""
+    peers = [name for name in PEERS if name in names]
+    ratios = "imgserve" in names
+    header = ["photo", "chain", "outputs", *(f"{name} ms" for name in names)]
+    if ratios and peers:
+        header.append("best peer / imgserve")
+    if ratios and "floor" in names:
+        header.append("floor / imgserve")
+    rows = []
+    for cell in cells:
+        mark = " †" if cell.notes else ""
+        row = [cell.photo, ", ".join(cell.chain) + mark, str(cell.outputs)]
+        row += [format_ms(cell.median_ms(name)) for name in names]
+        if ratios:
+            ours = cell.median_ms("imgserve")
+            if peers:
+                best = min(peers, key=cell.median_ms)
+                row.append(f"{cell.median_ms(best) / ours:.2f} ({best})")
+            if "floor" in names:
+                row.append(f"{cell.median_ms('floor') / ours:.2f}")
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def stages_table(cells: Sequence[Cell]) -> list[str]:
+    """Return the table of imgserve's median time by stage."""
+    header = ["photo", "chain", *(f"{stage} ms" for stage in STAGES)]
+    rows = []
+    for cell in cells:
+        times = [format_ms(cell.stages[s] * 1000) if s in cell.stages else "" for s in STAGES]
+        rows.append([cell.photo, ", ".join(cell.chain), *times])
+    return markdown_table(header, rows)
+
+
+def footnotes(cells: Sequence[Cell], repeat: int) -> list[str]:
+    """Return the notes under the table: mismatches, the largest difference, cut-short cells."""
+    lines = [f"- † {cell.label}: {note}" for cell in cells for note in cell.notes]
+    difference = max(cell.largest_difference for cell in cells)
+    lines.append(f"- Largest difference from the first contender's outputs: {difference:.1f}")
+    short = [
+        f"{cell.label}: {name} {len(runs)}"
+        for cell in cells
+        for name, runs in cell.times.items()
+        if len(runs) < repeat
+    ]
+    if short:
+        lines.append("- Fewer timed runs (--budget): " + "; ".join(short))
+    return lines
+
+
+def opencv_jpeg() -> str:
+    """Return the JPEG library OpenCV was built with."""
+    for line in cv2.getBuildInformation().splitlines():
+        name, _, version = line.strip().partition(":")
+        if name == "JPEG":
+            return version.strip().removeprefix("build-").replace("(ver ", "").rstrip(")")
+    return "unknown JPEG library"
+
+
+def photos(paths: dict[int, Path]) -> list[str]:
+    """Describe the photos."""
+    return [
+        f"- {megapixels} MP photo: {'x'.join(map(str, photo_size(megapixels)))}, "
+        f"{path.stat().st_size / 1e6:.1f} MB ({path.name})"
+        for megapixels, path in paths.items()
+    ]
+
+
+def processes(setups: dict[str, str]) -> list[str]:
+    """Describe how each contender's process was set up."""
+    lines = [f"- Process of {name}: {setup}" for name, setup in setups.items()]
+    return [*lines, f"- OpenCV's JPEG library: {opencv_jpeg()}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,15 +19,13 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 
 import pipeline
 from benchmarks import harness
-from benchmarks.contenders import read_pixels
-from benchmarks.harness import Meter, Span, Verdict, log
-from benchmarks.images import DEFAULT_SEED, ensure_photo, photo_size
+from benchmarks.harness import Meter, Span, Verdict, log, rotated
+from benchmarks.images import DEFAULT_SEED, ensure_photo, photo_size, read_pixels
 from benchmarks.timing import start_process
 from tests.support import RedisServer, free_port
 from tests.system.service import Service, make_root, service_env
@@ -38,17 +36,8 @@ LEAK_CHAINS = (["resize=0.5"], ["split", "resize=0.5"], ["blur=5"], ["rotate=90"
 TINY = "photos/tiny-64x64.jpg"
 CLIENTS = 8
 PACKAGES = ("celery", "kombu", "redis", "flask", "waitress", "opencv-python-headless")
-HEADER = [
-    "workload",
-    "contender",
-    "images/s, 2 processes",
-    "÷ baseline",
-    "range",
-    "baseline CPU ÷ its CPU",
-    "images/s, 1 process",
-    "2 ÷ 1 processes",
-    "others' cores",
-]
+HEADER = ["workload", "contender", "images/s, 2 processes", "÷ baseline", "range"]
+HEADER += ["baseline CPU ÷ its CPU", "images/s, 1 process", "2 ÷ 1 processes", "others' cores"]
 folders = itertools.count()
 
 Spans = dict[tuple[str, str, int], list[Span]]
@@ -68,21 +57,6 @@ def batch(inputs: Sequence[str], chain: list[str]) -> Batch:
     """Return a batch of these inputs writing into a fresh folder."""
     out = f"out/{next(folders)}"
     return Batch(chain, [(source, f"{out}/{n}.jpg") for n, source in enumerate(inputs)], out)
-
-
-class Contender(Protocol):
-    """What runs batches of images on some processes: one row of the throughput table."""
-
-    name: str
-
-    def start(self, processes: int) -> None:
-        """Get ready to run batches on this many processes, warmed up."""
-
-    def run(self, work: Batch) -> None:
-        """Run a batch; return once every output is written."""
-
-    def stop(self) -> None:
-        """Stop every process this contender started."""
 
 
 def _run_image(source: str, output: str, chain: list[str]) -> None:
@@ -185,23 +159,17 @@ def workloads(photos: dict[str, list[str]], quick: bool) -> list[Workload]:
         name = f"{kind} photos x{count}, {', '.join(chain)}"
         return Workload(name, chain, inputs, ours=kind == "sample")
 
-    big = 12 if quick else 100
-    return [
-        load("seed", SEED_CHAIN),
-        load("seed", ["resize=0.5"]),
-        load("12 MP", ["resize=0.1"], big),
-        load("sample", ["resize=0.5"]),
-    ]
+    half, big = ["resize=0.5"], load("12 MP", ["resize=0.1"], 12 if quick else 100)
+    return [load("seed", SEED_CHAIN), load("seed", half), big, load("sample", half)]
 
 
 def throughput(
-    root: Path, contenders: Sequence[Contender], loads: Sequence[Workload], repeat: int
+    root: Path, contenders: Sequence[DirectPool | Imgserve], loads: Sequence[Workload], repeat: int
 ) -> Spans:
     """Time every workload on every contender with 2 and 1 processes, taking turns."""
     spans: Spans = {}
     for rep in range(repeat):
-        first = rep % len(contenders)  # who goes first moves on, so drift falls on all alike
-        turn = [*contenders[first:], *contenders[:first]]
+        turn = rotated(contenders, rep)
         for processes in (2, 1) if rep % 2 == 0 else (1, 2):
             for contender in contenders:
                 contender.start(processes)

@@ -12,7 +12,7 @@ import multiprocessing
 import shutil
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -23,15 +23,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from benchmarks import contenders
-from benchmarks.contenders import Runner
+from benchmarks.contenders import JPEG_QUALITY, PEERS, Runner, codec_floor, load_pyvips
+from benchmarks.harness import rotated
+from benchmarks.images import read_pixels
 
-PEERS = ("naive", "Pillow", "pyvips")
-FACTORIES: dict[str, Callable[[Sequence[str]], Runner]] = {
-    "naive": contenders.naive_opencv,
-    "Pillow": contenders.pillow,
-    "pyvips": contenders.pyvips_chain,
-}
 # Outputs are compared as 64 px thumbnails; sound but different resamplers stay well within this.
 CONTENT_TOLERANCE = 4.0
 THUMB_WIDTH = 64
@@ -46,26 +41,17 @@ class Imgserve:
 
         self.process = process_image
         self.operations = parse_operations(list(chain))
-        self.encode = EncodeOptions(jpeg_quality=contenders.JPEG_QUALITY)
+        self.encode = EncodeOptions(jpeg_quality=JPEG_QUALITY)
         self.stages: dict[str, float] = {}
 
     def __call__(self, source: Path, output: Path) -> None:
         """Process one photo, as process_image does for a job's image; keep its stage times."""
-        spent: dict[str, float] = {}
+        self.stages = {}
+        self.process(source, output, self.operations, encode=self.encode, on_step=self.note)
 
-        def note(stage: str, seconds: float) -> None:
-            spent[stage] = spent.get(stage, 0.0) + seconds
-
-        self.process(source, output, self.operations, encode=self.encode, on_step=note)
-        self.stages = spent
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run of a contender: its wall time and, for imgserve, its time by stage."""
-
-    seconds: float
-    stages: dict[str, float]
+    def note(self, stage: str, seconds: float) -> None:
+        """Add the seconds of one application of a step to its stage."""
+        self.stages[stage] = self.stages.get(stage, 0.0) + seconds
 
 
 # The state of a contender's own process: how it was set up, the runner of the current cell.
@@ -85,7 +71,7 @@ def start_process(name: str) -> None:
         pipeline.configure_opencv(1)
         setup = f", keep_large_allocations() {keep_large_allocations()}"
     elif name == "pyvips":
-        setup = f", libvips concurrency {contenders.load_pyvips().concurrency_get()}"
+        setup = f", libvips concurrency {load_pyvips().concurrency_get()}"
     _setup.append(f"OpenCV threads {cv2.getNumThreads()}{setup}")
 
 
@@ -98,16 +84,16 @@ def prepare(name: str, chain: Sequence[str], reference: Sequence[Path]) -> None:
     """Make this process's runner for a chain; the floor's encodes the reference's outputs."""
     _runners.clear()
     if name == "floor":
-        pixels = [(path.name, contenders.read_pixels(path)) for path in reference]
-        _runners[name] = contenders.codec_floor(pixels)
+        _runners[name] = codec_floor([(path.name, read_pixels(path)) for path in reference])
     else:
-        _runners[name] = (Imgserve if name == "imgserve" else FACTORIES[name])(chain)
+        _runners[name] = (Imgserve if name == "imgserve" else PEERS[name])(chain)
 
 
-def run_once(name: str, source: Path, folder: Path) -> Run:
+def run_once(name: str, source: Path, folder: Path) -> tuple[float, dict[str, float]]:
     """Run this process's runner once into an emptied folder, timing it with the GC off."""
     runner = _runners[name]
-    clear(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     gc.collect()
     gc.disable()
     try:
@@ -116,7 +102,7 @@ def run_once(name: str, source: Path, folder: Path) -> Run:
         seconds = time.perf_counter() - start
     finally:
         gc.enable()
-    return Run(seconds, runner.stages if isinstance(runner, Imgserve) else {})
+    return seconds, runner.stages if isinstance(runner, Imgserve) else {}
 
 
 def release() -> None:
@@ -137,8 +123,8 @@ class Contender:
         """Make the contender's runner for a chain, in its process."""
         self.pool.submit(prepare, self.name, chain, reference).result()
 
-    def run(self, source: Path, folder: Path) -> Run:
-        """Run the contender once, in its process, and wait for it."""
+    def run(self, source: Path, folder: Path) -> tuple[float, dict[str, float]]:
+        """Run the contender once in its process: its seconds and, for imgserve, its stages."""
         return self.pool.submit(run_once, self.name, source, folder).result()
 
     def release(self) -> None:
@@ -197,17 +183,9 @@ def output_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda path: (len(path.name), path.name))
 
 
-def clear(folder: Path) -> None:
-    """Empty folder, creating it if needed."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-
-
 def thumbnail(path: Path) -> npt.NDArray[np.float32]:
     """Return a small thumbnail of a JPEG, for comparing contents."""
-    pixels = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_8)
-    if pixels is None:
-        raise OSError(f"OpenCV cannot read {path}")
+    pixels = read_pixels(path, cv2.IMREAD_REDUCED_COLOR_8)
     height = max(1, round(pixels.shape[0] * THUMB_WIDTH / pixels.shape[1]))
     small = cv2.resize(pixels, (THUMB_WIDTH, height), interpolation=cv2.INTER_AREA)
     return small.astype(np.float32)
@@ -257,19 +235,18 @@ def measure(
 ) -> None:
     """Warm up, check and time each contender on a photo and chain, for (repeat, budget) turns."""
     warm_up(source, cell, processes, work)
-    (repeat, budget), order = turns, list(processes)
-    cell.times = {name: [] for name in order}
+    repeat, budget = turns
+    cell.times = {name: [] for name in processes}
     stages: dict[str, list[float]] = {}
     for turn in range(repeat):
-        # Take turns, starting with a different contender each time, so drift hits all alike.
-        for name in order[turn % len(order) :] + order[: turn % len(order)]:
+        for name in rotated(list(processes), turn):
             if sum(cell.times[name]) >= budget:
                 continue
-            run = processes[name].run(source, work / name)
-            cell.times[name].append(run.seconds)
-            for stage, seconds in run.stages.items():
-                stages.setdefault(stage, []).append(seconds)
+            seconds, spent = processes[name].run(source, work / name)
+            cell.times[name].append(seconds)
+            for stage, stage_seconds in spent.items():
+                stages.setdefault(stage, []).append(stage_seconds)
     cell.stages = {stage: statistics.median(runs) for stage, runs in stages.items()}
-    for name in order:
+    for name in processes:
         processes[name].release()
         shutil.rmtree(work / name, ignore_errors=True)
