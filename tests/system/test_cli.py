@@ -163,7 +163,7 @@ def test_a_job_with_a_bad_image_exits_1_naming_the_image_and_its_error(newcomer:
     assert (done.returncode, done.stderr) == (1, "")
     assert done.stdout.splitlines()[1:] == [
         "partially_failed: 1 of 2 images done, 1 failed",
-        "  bad.png: failed: bad.png cannot be decoded: its PNG data is damaged",
+        "  bad.png: failed: bad.png cannot be decoded: its PNG data is damaged (its IDAT chunk fails its CRC check)",
         "wrote 4 outputs to out/",
     ]
 
@@ -392,10 +392,10 @@ def test_up_on_another_port_prints_a_sample_command_that_works_as_printed(
         command = "imgserve submit examples/job.json --wait"
         assert banner[:6] == [
             "imgserve is up on embedded (no server), 2 worker processes",
-            f"  API:         http://localhost:{port}/jobs",
-            f"  docs:        http://localhost:{port}/docs",
+            f"  API:         http://127.0.0.1:{port}/jobs",  # loopback only, by default
+            f"  docs:        http://127.0.0.1:{port}/docs",
             f"  storage:     {folder}",
-            f"  sample job:  IMGSERVE_URL=http://localhost:{port} {command}",
+            f"  sample job:  IMGSERVE_URL=http://127.0.0.1:{port} {command}",
             "Stop with Ctrl-C.",
         ]
         shell = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}

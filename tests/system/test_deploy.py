@@ -252,8 +252,6 @@ def stack(local: Local) -> Iterator[Service]:
                 "command": "worker",
                 "concurrency": None,
                 "loglevel": "INFO",
-                "parent": None,
-                "state_lock_fd": None,
             },
         ),
     ],

@@ -206,7 +206,10 @@ def test_a_full_state_folder_is_reported_and_its_job_succeeds_once_space_returns
                 health = requests.get(f"{service.url}/healthz", timeout=5)
                 post = requests.post(
                     f"{service.url}/jobs",
-                    json={"images": cheap_images(1), "operations": CHEAP_CHAIN},
+                    json={  # an output of its own: one writer an output
+                        "images": [{"input": "photos/cyclo1.jpg", "output": "other/0.jpg"}],
+                        "operations": CHEAP_CHAIN,
+                    },
                     timeout=10,
                 )
                 time.sleep(3)

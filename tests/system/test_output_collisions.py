@@ -11,7 +11,7 @@ from tests.system.service import Service
 
 pytestmark = pytest.mark.slow
 
-CHAIN = ["resize=2", "blur=101"]  # 0.7 s or more an image: the first job is still busy
+CHAIN = ["resize=3", "blur=255"]  # seconds an image: the first job is still busy
 
 
 def test_a_job_writing_an_output_of_a_queued_or_running_job_is_refused_naming_it(
@@ -33,7 +33,7 @@ def test_a_job_writing_an_output_of_a_queued_or_running_job_is_refused_naming_it
         assert [error["pointer"] for error in errors] == ["/images/0/output"]
         assert first in errors[0]["detail"], errors
     job = service.finish(first)
-    assert_all_succeeded_once(service, job, (2048, 2048))
+    assert_all_succeeded_once(service, job, (3072, 3072))
     # Once the first job is over, its outputs may be written again.
     again = service.finish(service.submit(late, ["resize=0.5"])["id"])
     assert again["state"] == "succeeded"
