@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import Limits
-from worker.jobs import STALE_AFTER
+from worker.liveness import HEARTBEAT, STALE_AFTER
 
 
 class SettingsError(ValueError):
@@ -55,13 +55,13 @@ class Settings:
                 f"IMGSERVE_SOFT_TIME_LIMIT ({self.soft_time_limit} s) must be below "
                 f"IMGSERVE_HARD_TIME_LIMIT ({self.hard_time_limit} s)"
             )
-        # An image runs for up to the hard limit without a word to the store: a stale limit
-        # within it would fail images that are still being worked on.
-        if self.stale_after <= self.hard_time_limit:
+        # A worker is gone once no heartbeat came for stale_after: a few beats may be late
+        # on a loaded machine without its images being taken from it.
+        if self.stale_after < 3 * HEARTBEAT:
             raise SettingsError(
-                f"IMGSERVE_STALE_AFTER ({self.stale_after} s) must be above "
-                f"IMGSERVE_HARD_TIME_LIMIT ({self.hard_time_limit} s): an image still within "
-                "its time limit would be failed as lost"
+                f"IMGSERVE_STALE_AFTER ({self.stale_after} s) must be at least "
+                f"{3 * HEARTBEAT:.0f} s: three heartbeats (one every {HEARTBEAT:.0f} s), so that "
+                "a worker whose heartbeat is late once is not taken for gone"
             )
 
     @property

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tests.support import OpenStore
-from worker.jobs import STALE_AFTER
+from worker.liveness import STALE_AFTER
 from worker.settings import Settings
 from worker.store import JobStore
 from worker.store.redis_store import RedisJobStore

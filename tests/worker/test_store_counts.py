@@ -101,4 +101,4 @@ def test_a_database_of_the_previous_version_is_counted_when_first_opened(tmp_pat
     again = SqliteJobStore(path, ttl=3600)
     assert again.stats().jobs == {**NONE, "queued": 1, "running": 1}
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()
-    assert version == (1,)
+    assert version == (2,)

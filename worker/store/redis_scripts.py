@@ -10,6 +10,10 @@ Layout (every key under the ``imgserve:`` prefix)::
                       count the moment it expires, whether or not it was swept yet
     output:<path>     the id of the queued or running job that writes that output;
                       deleted when the job settles or is cancelled, expires with it
+    holding           sorted set of the ids of the jobs with a running image, by
+                      expiry time: the reaper's to look at
+    workers           hash of the workers' heartbeats: node -> worker.liveness.Beat as
+                      JSON; a node silent for long is dropped by the next heartbeat
     stats             hash of counters for /metrics (see worker.store.metrics)
     changed           pub/sub channel: "<job key> <version> <finished 0|1>" after a
                       change (see worker.store.redis_changes)
@@ -27,6 +31,7 @@ from typing import Any
 
 from worker.image_errors import gave_up_message
 from worker.jobs import ImageState, Job, JobState, Start
+from worker.liveness import Holder
 from worker.store.metrics import counter_increments
 from worker.store.protocol import Move, Step
 from worker.store.redis_changes import CHANNEL, QUIET_SECONDS
@@ -37,6 +42,8 @@ JOBS_INDEX = PREFIX + "jobs"
 JOBS_IN = {state: f"{PREFIX}jobs:{state}" for state in JobState}
 OUTPUT_KEY = PREFIX + "output:"
 STATS = PREFIX + "stats"
+HOLDING = PREFIX + "holding"
+WORKERS = PREFIX + "workers"
 
 CONSTANTS = json.dumps(
     {
@@ -47,6 +54,8 @@ CONSTANTS = json.dumps(
         "start": {decision.name: decision.value for decision in Start},
         "job_key": JOB_KEY,
         "by_state": {state.value: key for state, key in JOBS_IN.items()},
+        "holding": HOLDING,
+        "workers": WORKERS,
     }
 )
 """ARGV[1] of every script (see lua/prelude.lua)."""
@@ -59,7 +68,7 @@ def script_text(name: str) -> str:
     return prelude + body
 
 
-SCRIPTS = {name: script_text(name) for name in ("create", "step", "cancel", "reap")}
+SCRIPTS = {name: script_text(name) for name in ("create", "step", "cancel", "redeliver")}
 
 
 def job_key(job_id: str) -> str:
@@ -86,7 +95,7 @@ def job_hash(
     return [item for field in fields.items() for item in field]
 
 
-def move_json(move: Move) -> str:
+def move_json(move: Move, stale_after: float) -> str:
     """Return a move as step.lua takes it: a JSON object of only what it asks for."""
     asked: dict[str, Any] = {}
     if move.finish is not None:
@@ -96,6 +105,10 @@ def move_json(move: Move) -> str:
             asked["error"] = move.finish.error
     if move.start is not None:
         asked["start"] = move.start
+        asked["stale_after"] = stale_after
+        if move.holder is not None:
+            holder = move.holder
+            asked["holder"] = {"node": holder.node, "pid": holder.pid, "until": holder.until}
         asked["max_attempts"] = move.max_attempts
         asked["gave_up"] = gave_up_message(move.max_attempts)
     if move.claim > 0:
@@ -133,4 +146,6 @@ def job_from_hash(raw: dict[bytes, bytes]) -> Job | None:
         image.attempts = int(fields.get(f"i{n}:a", 0))
         image.error = fields.get(f"i{n}:e")
         image.started = float(fields[f"i{n}:t"]) if f"i{n}:t" in fields else None
+        if f"i{n}:w" in fields:
+            image.holder = Holder(fields[f"i{n}:w"], int(fields[f"i{n}:p"]), int(fields[f"i{n}:u"]))
     return job

@@ -21,12 +21,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 
-from worker.image_errors import idle_message, stale_message
-from worker.jobs import STALE_AFTER, Job
+from worker.jobs import Job
+from worker.liveness import STALE_AFTER
 from worker.store.errors import OutputsBusy, StoreTimedOut, StoreUnavailable
 from worker.store.metrics import Stats, stats_from_counters
-from worker.store.protocol import Move, Peek, ReapOnRead, Step, output_claims
+from worker.store.protocol import Move, Peek, Step, output_claims
 from worker.store.redis_changes import QUIET_SECONDS, RECHECK_SECONDS, ChangeListener, Wait
+from worker.store.redis_liveness import RedisLiveness
 from worker.store.redis_scripts import (
     CONSTANTS,
     JOBS_IN,
@@ -42,7 +43,7 @@ from worker.store.redis_scripts import (
 )
 
 
-class RedisJobStore(ReapOnRead):
+class RedisJobStore(RedisLiveness):
     """A job store in Redis, shared by any number of API and worker machines."""
 
     def __init__(
@@ -60,7 +61,7 @@ class RedisJobStore(ReapOnRead):
         self._create = client.register_script(SCRIPTS["create"])
         self._step = client.register_script(SCRIPTS["step"])
         self._cancel = client.register_script(SCRIPTS["cancel"])
-        self._reap = client.register_script(SCRIPTS["reap"])
+        self._redeliver = client.register_script(SCRIPTS["redeliver"])
         self._changes = ChangeListener(client)
         self._local = threading.local()  # followed: this thread's following() waits
 
@@ -127,7 +128,7 @@ class RedisJobStore(ReapOnRead):
             raise OutputsBusy(index, output, busy[1].decode())
         return first
 
-    def read(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> Job | None:
         """Return the job as stored, or None."""
         with self._answering():
             raw = cast(dict[bytes, bytes], self.client.hgetall(job_key(job_id)))
@@ -146,7 +147,7 @@ class RedisJobStore(ReapOnRead):
 
     def step(self, job_id: str, move: Move) -> Step:
         """Move a job along in one Lua script (see Move)."""
-        args: list[str | float] = [CONSTANTS, self.clock(), move_json(move)]
+        args: list[str | float] = [CONSTANTS, self.clock(), move_json(move, self.stale_after)]
         with self._answering():
             reply = self._step(keys=[job_key(job_id), STATS], args=args)
         return step_from_reply(reply)
@@ -156,14 +157,6 @@ class RedisJobStore(ReapOnRead):
         with self._answering():
             self._cancel(keys=[job_key(job_id)], args=[CONSTANTS, self.clock()])
         return self.get(job_id)
-
-    def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images whose worker is gone (see Job.reap)."""
-        now = self.clock()
-        lost, idle = stale_message(now - older_than), idle_message(now - older_than)
-        with self._answering():
-            n = self._reap(keys=[job_key(job_id)], args=[CONSTANTS, older_than, now, lost, idle])
-        return int(n)
 
     def peek(self, job_id: str) -> Peek | None:
         """Return the job's version, whether it is finished and when it last changed."""

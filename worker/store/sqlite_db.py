@@ -20,7 +20,7 @@ from pathlib import Path
 from worker.store.errors import StoreUnavailable
 
 SCHEMA = resources.files("worker.store").joinpath("sqlite_schema.sql").read_text("utf-8")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The PRAGMA user_version that sqlite_schema.sql sets."""
 
 

@@ -1,6 +1,6 @@
--- The embedded job store's tables (worker/store/sqlite_store.py), version 1.
+-- The embedded job store's tables (worker/store/sqlite_store.py), version 2.
 -- Run as one transaction by every process that opens the file while its
--- user_version is below 1: every statement may run again.
+-- user_version is below 2: every statement may run again.
 
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -47,4 +47,23 @@ CREATE TABLE IF NOT EXISTS outputs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outputs_by_job ON outputs (job_id);
 
-PRAGMA user_version = 1;
+-- Who runs each running image (worker.liveness.Holder); the row goes when it stops running.
+CREATE TABLE IF NOT EXISTS holders (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    until INTEGER NOT NULL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+-- Jobs with a running image: the reaper's to look at.
+CREATE INDEX IF NOT EXISTS jobs_holding ON jobs (id) WHERE running > 0;
+
+-- The workers' last heartbeats (worker.liveness.Beat): pids is a JSON list.
+CREATE TABLE IF NOT EXISTS workers (
+    node TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    pids TEXT NOT NULL
+) WITHOUT ROWID;
+
+PRAGMA user_version = 2;

@@ -19,19 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
-from worker.jobs import ACTIVE_JOB_STATES, STALE_AFTER, ImageState, Job, JobState
+from worker.jobs import ACTIVE_JOB_STATES, ImageState, Job, JobState
+from worker.liveness import STALE_AFTER
 from worker.store.errors import OutputsBusy
 from worker.store.metrics import Stats, counter_increments, stats_from_counters
-from worker.store.protocol import (
-    Move,
-    Peek,
-    ReapOnRead,
-    Step,
-    apply_move,
-    missing_step,
-    output_claims,
-)
+from worker.store.protocol import Move, Peek, Step, apply_move, missing_step, output_claims
 from worker.store.sqlite_db import Database
+from worker.store.sqlite_liveness import SqliteLiveness, load_holders, lost_holders, save_holders
 
 _JOB_COLUMNS = (
     "state", "started_at", "finished_at", "done", "failed", "cancelled", "running", "next_index",
@@ -42,7 +36,7 @@ _CHUNK = 500
 """Outputs looked up in one query (SQLite caps a statement's parameters)."""
 
 
-class SqliteJobStore(ReapOnRead):
+class SqliteJobStore(SqliteLiveness):
     """A job store in one SQLite file, safe across threads and processes."""
 
     def __init__(
@@ -99,7 +93,7 @@ class SqliteJobStore(ReapOnRead):
             )
         return first
 
-    def read(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> Job | None:
         """Return the job as stored, or None."""
         with self.db.unavailable():
             return self._load(self.db.connection(), job_id)
@@ -128,7 +122,8 @@ class SqliteJobStore(ReapOnRead):
         with self._changing(job_id) as (db, job):
             if job is None:
                 return missing_step(move)
-            step, finished = apply_move(job, move, self.clock())
+            now = self.clock()
+            step, finished = apply_move(job, move, now, lost_holders(db, now, self.stale_after))
             if finished and move.finish is not None:
                 db.executemany(
                     "INSERT INTO stats (name, value) VALUES (?, ?)"
@@ -143,11 +138,6 @@ class SqliteJobStore(ReapOnRead):
             if job is not None:
                 job.cancel(self.clock())
         return self.get(job_id)
-
-    def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images whose worker is gone (see Job.reap)."""
-        with self._changing(job_id) as (_, job):
-            return 0 if job is None else job.reap(older_than=older_than, now=self.clock())
 
     def peek(self, job_id: str) -> Peek | None:
         """Return the job's version, whether it is finished and when it last changed."""
@@ -200,7 +190,9 @@ class SqliteJobStore(ReapOnRead):
                 return
             state = job.state
             before = [(i.state, i.attempts, i.error, i.started) for i in job.images]
+            holders = [i.holder for i in job.images]
             yield db, job
+            save_holders(db, job, [n for n, i in enumerate(job.images) if i.holder != holders[n]])
             db.execute(
                 f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _JOB_COLUMNS)} WHERE id = ?",
                 (*(getattr(job, c) for c in _JOB_COLUMNS), job.id),
@@ -238,6 +230,7 @@ class SqliteJobStore(ReapOnRead):
             image.state = ImageState(image_row["state"])
             image.attempts, image.error = image_row["attempts"], image_row["error"]
             image.started = image_row["started"]
+        load_holders(db, job)
         return job
 
 

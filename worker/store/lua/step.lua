@@ -10,6 +10,8 @@
 --            error         its error (absent: it succeeded)
 --            counters      [[counter, increment], ...] the finish adds to KEYS[2]
 --            start         the image to start
+--            holder        who starts it: {node, pid, until} (absent: nobody says)
+--            stale_after   seconds unheard of after which a running image's holder is gone
 --            max_attempts  attempts after which the start gives up instead
 --            gave_up       the error of an image that gave up
 --            claim         how many images to take for the job's next task
@@ -27,7 +29,7 @@ end
 
 local function finish_image(i)
   if image_state(i) ~= IMAGE.RUNNING then return end
-  redis.call('HINCRBY', key, 'running', -1)
+  add_running(-1)
   if move.error then
     settle_image(i, IMAGE.FAILED, move.error, now)
   else
@@ -42,7 +44,11 @@ local attempt = 0
 local function start_image(i)
   local state = image_state(i)
   if state ~= IMAGE.QUEUED and state ~= IMAGE.RUNNING then return START.SKIP end
-  if state == IMAGE.RUNNING then redis.call('HINCRBY', key, 'running', -1) end
+  if state == IMAGE.RUNNING then  -- a duplicate delivery, unless its holder is gone
+    if not lost(i, tonumber(now), move.stale_after, true) then return START.SKIP end
+    add_running(-1)
+    drop_holder(i)
+  end
   if field('state') == JOB.CANCELLED then
     settle_image(i, IMAGE.CANCELLED, false, now); return START.SKIP
   end
@@ -51,7 +57,12 @@ local function start_image(i)
     settle_image(i, IMAGE.FAILED, move.gave_up, now); return START.GAVE_UP
   end
   redis.call('HSET', key, 'i' .. i .. ':s', IMAGE.RUNNING, 'i' .. i .. ':t', now)
-  redis.call('HINCRBY', key, 'running', 1)
+  local holder = move.holder
+  if holder then
+    redis.call('HSET', key, 'i' .. i .. ':w', holder.node, 'i' .. i .. ':p', holder.pid,
+      'i' .. i .. ':u', holder['until'])
+  end
+  add_running(1)
   if field('state') == JOB.QUEUED then
     set_state(JOB.RUNNING)
     redis.call('HSET', key, 'started_at', now)

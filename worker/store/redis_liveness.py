@@ -1,0 +1,69 @@
+"""The Redis store's part of worker liveness: heartbeats in one hash, the reaper's scripts.
+
+Each node's last heartbeat is a field of ``imgserve:workers`` (worker.liveness.Beat as
+JSON); an image's holder lives in the job's hash while it runs. The scripts read both
+(see lua/prelude.lua's ``lost``), so a start and a reap judge a holder in the same
+atomic change that acts on it; ``imgserve:holding`` names the jobs with a running
+image, so a reaper's pass costs one call, and one script per such job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import cast
+
+import redis
+from redis.commands.core import Script
+
+from worker.liveness import FORGET_AFTER, Beat
+from worker.store.redis_scripts import CONSTANTS, HOLDING, WORKERS, job_key
+
+
+class RedisLiveness:
+    """The heartbeat and reaper methods of the Redis store (see protocol.JobStore)."""
+
+    client: redis.Redis
+    stale_after: float
+    clock: Callable[[], float]
+    _redeliver: Script
+
+    def _answering(self) -> AbstractContextManager[None]:
+        """Turn an unreachable, full or read-only Redis into StoreUnavailable."""
+        raise NotImplementedError
+
+    def heartbeat(self, node: str, beat: Beat) -> None:
+        """Record a worker node's heartbeat; forget the nodes silent for long."""
+        with self._answering():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(WORKERS, node, beat.to_json())
+            pipe.hgetall(WORKERS)
+            _, beats = pipe.execute()
+            forget = beat.at - FORGET_AFTER * self.stale_after
+            silent = [name for name, raw in beats.items() if Beat.from_json(raw).at < forget]
+            if silent:
+                self.client.hdel(WORKERS, *silent)
+
+    def workers(self) -> dict[str, Beat]:
+        """Return the last heartbeat of each worker node still kept."""
+        with self._answering():
+            beats = cast(dict[bytes, bytes], self.client.hgetall(WORKERS))
+        return {node.decode(): Beat.from_json(raw) for node, raw in beats.items()}
+
+    def holding_jobs(self) -> list[str]:
+        """Return the ids of the jobs that have a running image (the expired ones dropped)."""
+        with self._answering():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zremrangebyscore(HOLDING, "-inf", f"({self.clock()}")
+            pipe.zrange(HOLDING, 0, -1)
+            _, ids = pipe.execute()
+        return [job_id.decode() for job_id in ids]
+
+    def redeliver_lost(self, job_id: str, *, silence: bool = True) -> list[range]:
+        """Queue again the job's running images whose holder is gone (see Job.redeliver_lost)."""
+        flag = "1" if silence else "0"
+        args: list[str | float] = [CONSTANTS, self.clock(), self.stale_after, flag]
+        with self._answering():
+            flat = self._redeliver(keys=[job_key(job_id)], args=args)
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+        return [range(int(first), int(stop)) for first, stop in pairs]
