@@ -38,6 +38,7 @@ import redis
 from kombu.exceptions import OperationalError
 
 from worker.jobs import Job
+from worker.liveness import Holder
 from worker.store import Finish, JobStore, Move, Step, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Recorder:
         until: float,
         max_attempts: int,
         backoff: Backoff = Backoff(),
+        holder: Holder | None = None,
     ) -> None:
         self.store = store
         self.enqueue = enqueue
@@ -134,6 +136,8 @@ class Recorder:
         self.until = until
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.holder = holder
+        """Who starts the task's images: this worker's node and pool process."""
 
     def step(
         self,
@@ -151,6 +155,7 @@ class Recorder:
                 Move(
                     finish=finish,
                     start=start,
+                    holder=self.holder,
                     max_attempts=self.max_attempts,
                     claim=claim,
                     window=window,
