@@ -156,7 +156,7 @@ def fill(folder: Path) -> Path:
 
 
 OpenStore = Callable[..., JobStore]
-"""Open a store, with the keyword arguments ttl, stale_after and clock the stores take."""
+"""Open a store, with the keyword arguments ttl, stale_after, time_limit and clock."""
 
 
 def start_image(

@@ -83,8 +83,7 @@ class ImageRecord:
     error: str | None = None
     attempts: int = 0
     started: float | None = None
-    holder: Holder | None = None
-    """Who runs the image (worker.liveness): set while it runs, not shown by the API."""
+    holder: Holder | None = None  # who runs it (worker.liveness), only while it runs
 
     def to_json(self) -> dict[str, Any]:
         """Return the image as the API shows it (outputs only once written)."""
@@ -203,13 +202,15 @@ class Job:
     ) -> Start:
         """Mark an image running under holder and count the attempt, unless it must not run.
 
-        An image running under a live holder is not started again (a duplicate delivery);
-        one whose holder is gone (lost) is: its earlier attempt died.
+        An image running under a live holder is not started again (a duplicate delivery),
+        unless by that holder (a repeat: it runs on); one whose holder is gone (lost) is.
         """
         image = self.images[index]
         if image.state in FINAL_IMAGE_STATES:
             return Start.SKIP
         if image.state == ImageState.RUNNING:
+            if holder is not None and image.holder == holder:
+                return Start.RUN
             if not lost(image):
                 return Start.SKIP
             self.running -= 1
@@ -252,9 +253,8 @@ class Job:
     def redeliver_lost(self, lost: Lost, now: float) -> list[range]:
         """Put the running images whose holder is gone back in the queue; return their tasks.
 
-        Each lost image's task is redelivered from it to its holder's ``until``: the images
-        after it were its task's too, and nothing else would run them. Their next start
-        counts an attempt. A cancelled job's lost images are cancelled instead.
+        A lost image's task runs from it to its holder's ``until``: nothing else would run
+        the images after it. A cancelled job's lost images are cancelled instead.
         """
         tasks = []
         for index, image in enumerate(self.images):

@@ -8,10 +8,15 @@ processes. An image's holder is gone when
 - nothing was heard of it for ``IMGSERVE_STALE_AFTER`` seconds: neither a heartbeat of
   its node nor the start itself (so an image started before its node's first heartbeat
   is not lost), or
-- a heartbeat of its node newer than the start no longer lists its pool process.
+- a heartbeat of its node newer than the start no longer lists its pool process, or
+- the start is older than the hard time limit and stale_after together: no attempt
+  outlives the hard time limit, so its process, however alive, gave the image up (a
+  task put back in the queue after a long outage, or stopped by an error between two
+  store calls).
 
 A running image whose holder is gone is redelivered (see ``worker.jobs.Job``); one
-whose holder lives is never touched, however long it runs or waits.
+whose holder works on it is never touched, and a queued one never, however long it
+waits.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ HEARTBEAT = 2.0
 """Seconds between two heartbeats of a worker."""
 STALE_AFTER = 30
 """Seconds without a heartbeat after which a worker counts as gone (IMGSERVE_STALE_AFTER)."""
+HARD_TIME_LIMIT = 330
+"""Seconds a task runs at most (IMGSERVE_HARD_TIME_LIMIT): so does an attempt of an image."""
 FORGET_AFTER = 2
 """The stores forget a heartbeat this many times stale_after older than a newer one: by
 then its silence alone tells its node's holders gone."""
@@ -65,6 +72,8 @@ class Liveness:
     beats: Mapping[str, Beat]
     now: float
     stale_after: float
+    time_limit: float = HARD_TIME_LIMIT
+    """The hard time limit: no attempt lasts longer."""
     silence: bool = True
     """Whether silence counts: False for a reaper that may not have heard every live worker
     yet (its own store was out of reach lately), which then only trusts missing pids."""
@@ -74,6 +83,8 @@ class Liveness:
         beat = None if holder is None else self.beats.get(holder.node)
         heard = max(started or 0.0, 0.0 if beat is None else beat.at)
         if self.silence and heard < self.now - self.stale_after:
+            return True
+        if (started or 0.0) < self.now - self.time_limit - self.stale_after:
             return True
         return (
             beat is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import Limits
-from worker.liveness import HEARTBEAT, STALE_AFTER
+from worker.liveness import HARD_TIME_LIMIT, HEARTBEAT, STALE_AFTER
 
 
 class SettingsError(ValueError):
@@ -35,7 +35,7 @@ class Settings:
     job_window: int = 8
     max_attempts: int = 3
     soft_time_limit: int = 300
-    hard_time_limit: int = 330
+    hard_time_limit: int = HARD_TIME_LIMIT
     max_images: int = 1000
     max_body_bytes: int = 1024 * 1024
     max_operations: int = 32

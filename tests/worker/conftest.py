@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tests.support import OpenStore
-from worker.liveness import STALE_AFTER
+from worker.liveness import HARD_TIME_LIMIT, STALE_AFTER
 from worker.settings import Settings
 from worker.store import JobStore
 from worker.store.redis_store import RedisJobStore
@@ -26,19 +26,24 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
     server = fakeredis.FakeServer()
 
     def opener(
-        *, ttl: int = 3600, stale_after: float = STALE_AFTER, clock: Callable[[], float] = time.time
+        *,
+        ttl: int = 3600,
+        stale_after: float = STALE_AFTER,
+        time_limit: float = HARD_TIME_LIMIT,
+        clock: Callable[[], float] = time.time,
     ) -> JobStore:
         store: SqliteJobStore | RedisJobStore
+        limits = {"stale_after": stale_after, "time_limit": time_limit}
         if request.param == "sqlite":
             path = tmp_path / "jobs.sqlite3"
-            store = SqliteJobStore(path, ttl=ttl, stale_after=stale_after, clock=clock)
+            store = SqliteJobStore(path, ttl=ttl, clock=clock, **limits)
         else:
             client = (
                 fakeredis.FakeRedis(server=server)
                 if request.param == "fakeredis"
                 else redis.Redis.from_url(request.getfixturevalue("redis_url"))
             )
-            store = RedisJobStore(client, ttl=ttl, stale_after=stale_after, clock=clock)
+            store = RedisJobStore(client, ttl=ttl, clock=clock, **limits)
         opened.append(store)
         return store
 

@@ -11,10 +11,11 @@ import pytest
 from tests.support import Clock, OpenStore, finish_image, make_job, start_image
 from worker.jobs import Job
 from worker.liveness import Beat, Holder
-from worker.store import JobStore
+from worker.store import JobStore, Move, Step
 from worker.store.sqlite_store import SqliteJobStore
 
 STALE_AFTER = 30
+TIME_LIMIT = 100
 NODE = "imgserve-1@host"
 
 
@@ -33,7 +34,7 @@ def read(store: JobStore, job_id: str) -> Job:
 def running_job(open_store: OpenStore, images: int = 3, *, until: int = 1) -> tuple[JobStore, Clock, Job]:  # fmt: skip
     """Return a store, its clock and a job whose image 0 runs under pid 10 of NODE."""
     clock = Clock(1_800_000_000.0)
-    store = open_store(stale_after=STALE_AFTER, clock=clock)
+    store = open_store(stale_after=STALE_AFTER, time_limit=TIME_LIMIT, clock=clock)
     job = make_job(images=images, created_at=clock.now)
     store.create(job, window=images)
     store.heartbeat(NODE, Beat(clock.now, (10, 11)))
@@ -59,6 +60,18 @@ def test_a_duplicate_delivery_of_an_image_running_under_a_live_holder_is_skipped
     assert start_image(store, job.id, 0, holder=holder(11)) == "skip"
     got = read(store, job.id)
     assert (got.images[0].attempts, got.images[0].holder, got.running) == (1, holder(10), 1)
+
+
+def test_a_repeat_of_a_holders_own_start_runs_on_without_another_attempt(
+    open_store: OpenStore,
+) -> None:
+    store, clock, job = running_job(open_store)  # e.g. a step retried after a timeout
+    clock.now += 1
+    store.heartbeat(NODE, Beat(clock.now, (10, 11)))
+    version = read(store, job.id).version
+    assert store.step(job.id, Move(start=0, holder=holder(10))) == Step("run", range(0), None, 1)
+    got = read(store, job.id)
+    assert (got.images[0].attempts, got.images[0].holder, got.version) == (1, holder(10), version)
 
 
 def test_a_start_of_an_image_whose_pool_process_is_gone_runs_it_again(
@@ -114,6 +127,19 @@ def test_a_node_silent_for_stale_after_loses_its_images(open_store: OpenStore) -
     clock.now += 2
     assert store.redeliver_lost(job.id, silence=False) == []  # a reaper that may have missed beats
     assert store.redeliver_lost(job.id) == [range(0, 2)]
+
+
+def test_an_image_started_longer_ago_than_the_hard_time_limit_is_given_up_by_its_live_holder(
+    open_store: OpenStore,
+) -> None:
+    store, clock, job = running_job(open_store)
+    for _ in range(int(TIME_LIMIT + STALE_AFTER) // 10):  # pid 10 lives, but not its attempt
+        clock.now += 10
+        store.heartbeat(NODE, Beat(clock.now, (10, 11)))
+        assert store.redeliver_lost(job.id) == []
+    clock.now += 1
+    store.heartbeat(NODE, Beat(clock.now, (10, 11)))
+    assert store.redeliver_lost(job.id) == [range(0, 1)]
 
 
 def test_an_image_started_before_its_nodes_first_heartbeat_is_lost_only_after_stale_after(

@@ -41,6 +41,7 @@ from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
 
 STALE_AFTER = 50.0
+TIME_LIMIT = 100.0
 TTL = 10**7  # nothing expires while the machine runs (expiry has tests of its own)
 OUTPUTS = ("a.png", "b.png", "c.png", "./a.png", "d/../b.png", "e/f.png")
 """Few files under several spellings: new jobs often collide with running ones."""
@@ -105,7 +106,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     def lost(self, *, silence: bool = True) -> Lost:
         """Return the reference's rule for lost holders, by the heartbeats sent so far."""
-        liveness = Liveness(dict(self.beats), self.clock.now, STALE_AFTER, silence)
+        liveness = Liveness(dict(self.beats), self.clock.now, STALE_AFTER, TIME_LIMIT, silence)
         return lambda image: liveness.gone(image.holder, image.started)
 
     @initialize(outputs=OUTPUT_LISTS, window=st.integers(1, 3))
@@ -183,22 +184,46 @@ class StoreMachine(RuleBasedStateMachine):
             if old.at < beat.at - FORGET_AFTER * STALE_AFTER:
                 del self.beats[other]
 
+    def held(self, data: st.DataObject) -> tuple[str, int, Holder]:
+        """Draw a running image that has a holder: its job, index and holder."""
+        held = [
+            (job.id, n, image.holder)
+            for job in self.reference.values()
+            for n, image in enumerate(job.images)
+            if image.holder is not None
+        ]
+        return data.draw(st.sampled_from(held))
+
+    def reap_now(self, job_id: str, silence: bool) -> None:
+        """Reap the job on the store and on the reference; their answers must agree."""
+        got = self.store.redeliver_lost(job_id, silence=silence)
+        expected = self.reference[job_id].redeliver_lost(self.lost(silence=silence), self.clock.now)
+        assert got == expected
+
     @precondition(lambda self: any(i.holder for j in self.reference.values() for i in j.images))  # fmt: skip
     @rule(data=st.data(), silence=st.booleans())
     def kill_a_holder(self, data: st.DataObject, silence: bool) -> None:
         """Kill a holder's pool process: its node's next heartbeat leaves it out; then reap."""
-        held = [
-            (job.id, image.holder)
-            for job in self.reference.values()
-            for image in job.images
-            if image.holder is not None
-        ]
-        job_id, holder = data.draw(st.sampled_from(held))
+        job_id, _, holder = self.held(data)
         self.clock.now += 0.5
         self.beat(holder.node, Beat(self.clock.now, tuple(p for p in PIDS if p != holder.pid)))
-        got = self.store.redeliver_lost(job_id, silence=silence)
-        expected = self.reference[job_id].redeliver_lost(self.lost(silence=silence), self.clock.now)
-        assert got == expected
+        self.reap_now(job_id, silence)
+
+    @precondition(lambda self: any(i.holder for j in self.reference.values() for i in j.images))  # fmt: skip
+    @rule(data=st.data(), seconds=st.sampled_from([40.0, 160.0]))
+    def keep_a_holder_alive(self, data: st.DataObject, seconds: float) -> None:
+        """Let time pass while a holder's node beats with its pid listed; then reap."""
+        job_id, _, holder = self.held(data)
+        self.clock.now += seconds
+        self.beat(holder.node, Beat(self.clock.now, PIDS))
+        self.reap_now(job_id, True)
+
+    @precondition(lambda self: any(i.holder for j in self.reference.values() for i in j.images))  # fmt: skip
+    @rule(data=st.data())
+    def repeat_a_start(self, data: st.DataObject) -> None:
+        """Start a running image again by its own holder, as a step retried after a timeout."""
+        job_id, index, holder = self.held(data)
+        self.move(job_id, Move(start=index, holder=holder))
 
     @rule(data=st.data(), timings=TIMINGS)
     def finish(self, data: st.DataObject, timings: list[tuple[str, float]]) -> None:
@@ -244,10 +269,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.clock.now += after
         running = self.running()
         job_id = data.draw(st.sampled_from(running))[0] if running else self.job_id(data)
-        got = self.store.redeliver_lost(job_id, silence=silence)
-        expected = self.reference[job_id].redeliver_lost(self.lost(silence=silence), self.clock.now)
-        event(f"reaped {len(expected)} lost images")
-        assert got == expected
+        self.reap_now(job_id, silence)
 
     @rule(index=st.integers(0, 3), error=st.none() | st.just("broken"), claim=st.integers(0, 3))
     def move_a_job_that_does_not_exist(self, index: int, error: str | None, claim: int) -> None:
@@ -291,7 +313,11 @@ def run_model(open_store: OpenStore) -> None:
 def test_the_sqlite_store_keeps_to_the_reference(tmp_path: Path) -> None:
     run_model(
         lambda clock: SqliteJobStore(
-            tmp_path / f"{uuid.uuid4().hex}.sqlite3", ttl=TTL, stale_after=STALE_AFTER, clock=clock
+            tmp_path / f"{uuid.uuid4().hex}.sqlite3",
+            ttl=TTL,
+            stale_after=STALE_AFTER,
+            time_limit=TIME_LIMIT,
+            clock=clock,
         )
     )
 
@@ -299,7 +325,11 @@ def test_the_sqlite_store_keeps_to_the_reference(tmp_path: Path) -> None:
 def test_the_redis_store_on_fakeredis_keeps_to_the_reference() -> None:
     run_model(
         lambda clock: RedisJobStore(
-            fakeredis.FakeRedis(), ttl=TTL, stale_after=STALE_AFTER, clock=clock
+            fakeredis.FakeRedis(),
+            ttl=TTL,
+            stale_after=STALE_AFTER,
+            time_limit=TIME_LIMIT,
+            clock=clock,
         )
     )
 
@@ -308,6 +338,8 @@ def test_the_redis_store_on_a_real_redis_keeps_to_the_reference(redis_url: str) 
     def on_an_empty_redis(clock: Clock) -> JobStore:
         client = redis.Redis.from_url(redis_url)
         client.flushdb()
-        return RedisJobStore(client, ttl=TTL, stale_after=STALE_AFTER, clock=clock)
+        return RedisJobStore(
+            client, ttl=TTL, stale_after=STALE_AFTER, time_limit=TIME_LIMIT, clock=clock
+        )
 
     run_model(on_an_empty_redis)

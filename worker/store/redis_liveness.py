@@ -25,6 +25,7 @@ class RedisLiveness:
 
     client: redis.Redis
     stale_after: float
+    time_limit: float
     clock: Callable[[], float]
     _redeliver: Script
 
@@ -62,7 +63,7 @@ class RedisLiveness:
     def redeliver_lost(self, job_id: str, *, silence: bool = True) -> list[range]:
         """Queue again the job's running images whose holder is gone (see Job.redeliver_lost)."""
         flag = "1" if silence else "0"
-        args: list[str | float] = [CONSTANTS, self.clock(), self.stale_after, flag]
+        args: list[str | float] = [CONSTANTS, self.clock(), self.stale_after, self.time_limit, flag]
         with self._answering():
             flat = self._redeliver(keys=[job_key(job_id)], args=args)
         pairs = zip(flat[::2], flat[1::2], strict=True)

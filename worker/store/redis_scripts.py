@@ -95,7 +95,7 @@ def job_hash(
     return [item for field in fields.items() for item in field]
 
 
-def move_json(move: Move, stale_after: float) -> str:
+def move_json(move: Move, stale_after: float, time_limit: float) -> str:
     """Return a move as step.lua takes it: a JSON object of only what it asks for."""
     asked: dict[str, Any] = {}
     if move.finish is not None:
@@ -105,7 +105,7 @@ def move_json(move: Move, stale_after: float) -> str:
             asked["error"] = move.finish.error
     if move.start is not None:
         asked["start"] = move.start
-        asked["stale_after"] = stale_after
+        asked["stale_after"], asked["time_limit"] = stale_after, time_limit
         if move.holder is not None:
             holder = move.holder
             asked["holder"] = {"node": holder.node, "pid": holder.pid, "until": holder.until}

@@ -22,7 +22,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 
 from worker.jobs import Job
-from worker.liveness import STALE_AFTER
+from worker.liveness import HARD_TIME_LIMIT, STALE_AFTER
 from worker.store.errors import OutputsBusy, StoreTimedOut, StoreUnavailable
 from worker.store.metrics import Stats, stats_from_counters
 from worker.store.protocol import Move, Peek, Step, output_claims
@@ -52,11 +52,13 @@ class RedisJobStore(RedisLiveness):
         *,
         ttl: int,
         stale_after: float = STALE_AFTER,
+        time_limit: float = HARD_TIME_LIMIT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.ttl = ttl
         self.stale_after = stale_after
+        self.time_limit = time_limit
         self.clock = clock
         self._create = client.register_script(SCRIPTS["create"])
         self._step = client.register_script(SCRIPTS["step"])
@@ -66,7 +68,14 @@ class RedisJobStore(RedisLiveness):
         self._local = threading.local()  # followed: this thread's following() waits
 
     @classmethod
-    def from_url(cls, url: str, *, ttl: int, stale_after: float = STALE_AFTER) -> RedisJobStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        ttl: int,
+        stale_after: float = STALE_AFTER,
+        time_limit: float = HARD_TIME_LIMIT,
+    ) -> RedisJobStore:
         """Connect to the Redis at url; a call that gets no answer in 2 s fails.
 
         Nothing is tried again inside redis-py, whatever its version's defaults: a script
@@ -80,7 +89,7 @@ class RedisJobStore(RedisLiveness):
             health_check_interval=30,
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(client, ttl=ttl, stale_after=stale_after)
+        return cls(client, ttl=ttl, stale_after=stale_after, time_limit=time_limit)
 
     @contextmanager
     def _answering(self) -> Iterator[None]:
@@ -147,7 +156,11 @@ class RedisJobStore(RedisLiveness):
 
     def step(self, job_id: str, move: Move) -> Step:
         """Move a job along in one Lua script (see Move)."""
-        args: list[str | float] = [CONSTANTS, self.clock(), move_json(move, self.stale_after)]
+        args: list[str | float] = [
+            CONSTANTS,
+            self.clock(),
+            move_json(move, self.stale_after, self.time_limit),
+        ]
         with self._answering():
             reply = self._step(keys=[job_key(job_id), STATS], args=args)
         return step_from_reply(reply)

@@ -57,8 +57,9 @@ def read_beats(db: sqlite3.Connection, node: str | None = None) -> dict[str, Bea
 
 
 def lost_holders(
-    db: sqlite3.Connection, now: float, stale_after: float, *, silence: bool = True
-) -> Lost:
+    db: sqlite3.Connection, now: float, stale_after: float, time_limit: float, *,
+    silence: bool = True,
+) -> Lost:  # fmt: skip
     """Return whether a running image's holder is gone, by the heartbeats db holds now.
 
     A start asks about one image at most: its holder's heartbeat is read then, not before.
@@ -67,7 +68,7 @@ def lost_holders(
     def lost(image: ImageRecord) -> bool:
         holder = image.holder
         beats = {} if holder is None else read_beats(db, holder.node)
-        return Liveness(beats, now, stale_after, silence).gone(holder, image.started)
+        return Liveness(beats, now, stale_after, time_limit, silence).gone(holder, image.started)
 
     return lost
 
@@ -77,6 +78,7 @@ class SqliteLiveness:
 
     db: Database
     stale_after: float
+    time_limit: float
     clock: Callable[[], float]
 
     def _changing(
@@ -105,7 +107,7 @@ class SqliteLiveness:
         """Queue again the job's running images whose holder is gone (see Job.redeliver_lost)."""
         with self._changing(job_id) as (db, job):
             now = self.clock()
-            lost = lost_holders(db, now, self.stale_after, silence=silence)
+            lost = lost_holders(db, now, self.stale_after, self.time_limit, silence=silence)
             return [] if job is None else job.redeliver_lost(lost, now)
 
     def release_running(self, job_id: str) -> list[range]:

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from worker.jobs import ACTIVE_JOB_STATES, ImageState, Job, JobState
-from worker.liveness import STALE_AFTER
+from worker.liveness import HARD_TIME_LIMIT, STALE_AFTER
 from worker.store.errors import OutputsBusy
 from worker.store.metrics import Stats, counter_increments, stats_from_counters
 from worker.store.protocol import Move, Peek, Step, apply_move, missing_step, output_claims
@@ -45,11 +45,13 @@ class SqliteJobStore(SqliteLiveness):
         *,
         ttl: int,
         stale_after: float = STALE_AFTER,
+        time_limit: float = HARD_TIME_LIMIT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
         self.ttl = ttl
         self.stale_after = stale_after
+        self.time_limit = time_limit
         self.clock = clock
         self.db = Database(path)
 
@@ -123,7 +125,8 @@ class SqliteJobStore(SqliteLiveness):
             if job is None:
                 return missing_step(move)
             now = self.clock()
-            step, finished = apply_move(job, move, now, lost_holders(db, now, self.stale_after))
+            lost = lost_holders(db, now, self.stale_after, self.time_limit)
+            step, finished = apply_move(job, move, now, lost)
             if finished and move.finish is not None:
                 db.executemany(
                     "INSERT INTO stats (name, value) VALUES (?, ?)"

@@ -99,8 +99,9 @@ local function drop_holder(i)
 end
 
 -- Whether the holder of running image i is gone (worker.liveness.Liveness.gone): unheard
--- of for stale_after (when silence counts), or missing from a heartbeat newer than its start.
-local function lost(i, now, stale_after, silence)
+-- of for stale_after (when silence counts), started longer ago than the hard time limit
+-- and stale_after, or missing from a heartbeat newer than its start.
+local function lost(i, now, stale_after, time_limit, silence)
   local node = field('i' .. i .. ':w')
   local started = tonumber(field('i' .. i .. ':t') or '0')
   local beat = nil
@@ -111,6 +112,7 @@ local function lost(i, now, stale_after, silence)
   local heard = math.max(started, 0)
   if beat and beat.at > heard then heard = beat.at end
   if silence and heard < now - stale_after then return true end
+  if started < now - time_limit - stale_after then return true end
   if not beat or not (beat.at > started) then return false end
   local pid = tonumber(field('i' .. i .. ':p'))
   for _, alive in ipairs(beat.pids) do

@@ -12,6 +12,7 @@
 --            start         the image to start
 --            holder        who starts it: {node, pid, until} (absent: nobody says)
 --            stale_after   seconds unheard of after which a running image's holder is gone
+--            time_limit    the hard time limit: no attempt of an image lasts longer
 --            max_attempts  attempts after which the start gives up instead
 --            gave_up       the error of an image that gave up
 --            claim         how many images to take for the job's next task
@@ -45,7 +46,16 @@ local function start_image(i)
   local state = image_state(i)
   if state ~= IMAGE.QUEUED and state ~= IMAGE.RUNNING then return START.SKIP end
   if state == IMAGE.RUNNING then  -- a duplicate delivery, unless its holder is gone
-    if not lost(i, tonumber(now), move.stale_after, true) then return START.SKIP end
+    local holder = move.holder
+    if holder and field('i' .. i .. ':w') == holder.node
+        and tonumber(field('i' .. i .. ':p')) == holder.pid
+        and tonumber(field('i' .. i .. ':u')) == holder['until'] then
+      attempt = num('i' .. i .. ':a')
+      return START.RUN  -- a repeat of the holder's own start: it runs on
+    end
+    if not lost(i, tonumber(now), move.stale_after, move.time_limit, true) then
+      return START.SKIP
+    end
     add_running(-1)
     drop_holder(i)
   end
