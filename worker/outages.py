@@ -9,10 +9,10 @@ and the job's next tasks are published.
 
 A call retried after an error may have been carried out anyway (a timeout; a reply lost
 as Redis shut down). The store's changes are safe to repeat, but for one case:
-finishing an image that no longer runs changes nothing; starting one that runs counts
-one more attempt; a claim made twice takes two batches, and the first is never
-published. A publish repeated gives the job one task too many, whose images are
-skipped when finished and counted as a new attempt when running.
+finishing an image that no longer runs changes nothing; starting one again by the
+same holder runs on, without another attempt; a claim made twice takes two batches,
+and the first is never published. A publish repeated gives the job one task too many,
+whose images are skipped when finished or running under a live holder.
 
 What Celery 5.7 and kombu's Redis transport do, that this relies on: with late acks a
 message is acknowledged when its task returns (or fails); kombu records each delivery

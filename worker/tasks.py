@@ -4,11 +4,11 @@ publish the job's next task; and the worker signals it needs.
 Tasks take references, never pixels. The work is ``worker.batches.run_batch``, a plain
 function tested without Celery; the task only gives it this process's store and broker
 (a ``Recorder`` that waits out their outages, and starts images as this node's pool
-process) and says how it ended. The main process beats and reaps (worker.heartbeat). Late acks: the
-message is acknowledged once the task returns, after its images are recorded and the
-job's next task is published; a task that could not reach Redis before its deadline
-puts its message back in the queue (``Reject(requeue=True)``), where the store's
-records make the redelivery skip what was finished.
+process) and says how it ended. Late acks: the message is acknowledged once the task
+returns, after its images are recorded and the job's next task is published; a task
+that could not reach Redis before its deadline puts its message back in the queue
+(``Reject(requeue=True)``), where the store's records make the redelivery skip what
+was finished. The main process beats and reaps (``worker.heartbeat``).
 """
 
 from __future__ import annotations
