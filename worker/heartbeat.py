@@ -4,9 +4,10 @@ Every ``HEARTBEAT`` seconds the thread lists this process's live pool processes 
 children), records them in the job store under the worker's node name, then reaps:
 each job with a running image is asked to queue again the images whose holder is
 gone (``JobStore.redeliver_lost``, atomic, so of two reapers one acts), and the tasks
-it hands back are published. A pass costs one store call, one more per job holding a
-running image, and a publish per redelivery: the listing and /metrics show the truth
-without anyone reading a job.
+it hands back are published. A pass reads the running images and the heartbeats
+(``JobStore.lost_jobs``), then costs one change per job with a lost image and a
+publish per redelivery: the listing and /metrics show the truth without anyone
+reading a job.
 
 A node's silence counts only once this thread has beaten without a failure for
 ``stale_after``: a reaper whose own store was out of reach cannot tell a gone worker
@@ -79,7 +80,7 @@ class Heartbeat:
 
     def start(self) -> None:
         """Beat once at once, then every interval in the thread."""
-        self.beat()
+        self._beat_logged()
         self._thread.start()
 
     def stop(self) -> None:
@@ -91,12 +92,16 @@ class Heartbeat:
             self.store.heartbeat(self.node, Beat(self.clock(), ()))
 
     def _run(self) -> None:
-        """Beat until stopped; nothing it meets ends the thread."""
+        """Beat until stopped."""
         while not self._stopping.wait(self.interval):
-            try:
-                self.beat()
-            except Exception:
-                log.exception("the heartbeat of %s failed; it beats again", self.node)
+            self._beat_logged()
+
+    def _beat_logged(self) -> None:
+        """Beat; an error is logged, and the next beat comes all the same."""
+        try:
+            self.beat()
+        except Exception:
+            log.exception("the heartbeat of %s failed; it beats again", self.node)
 
     def beat(self) -> Reaped | None:
         """Record this node's live pool processes, then reap; None if the store is out of reach."""
@@ -117,7 +122,7 @@ class Heartbeat:
     def reap(self, *, silence: bool) -> Reaped | None:
         """Queue again and publish the images whose holder is gone; None if out of reach."""
         try:
-            for job_id in self.store.holding_jobs():
+            for job_id in self.store.lost_jobs(silence=silence):
                 tasks = self.store.redeliver_lost(job_id, silence=silence)
                 if tasks:
                     self._unpublished.append((job_id, tasks))

@@ -6,12 +6,12 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support import Clock, OpenStore, finish_image, make_job, start_image
 from worker.jobs import Job
 from worker.liveness import Beat, Holder
 from worker.store import JobStore, Move, Step
+from worker.store.redis_scripts import RUNNING
+from worker.store.redis_store import RedisJobStore
 from worker.store.sqlite_store import SqliteJobStore
 
 STALE_AFTER = 30
@@ -89,11 +89,11 @@ def test_an_image_whose_pool_process_left_a_newer_heartbeat_is_queued_again_at_o
     open_store: OpenStore,
 ) -> None:
     store, clock, job = running_job(open_store, images=4, until=3)
-    assert store.holding_jobs() == [job.id]
     clock.now += 1
     store.heartbeat(NODE, Beat(clock.now, (10, 11)))
-    assert store.redeliver_lost(job.id) == []
+    assert (store.lost_jobs(), store.redeliver_lost(job.id)) == ([], [])
     store.heartbeat(NODE, Beat(clock.now + 1, (11,)))
+    assert store.lost_jobs() == [job.id]
     # The rest of its task goes with it: nothing else would run images 1 and 2.
     assert store.redeliver_lost(job.id) == [range(0, 3)]
     assert store.redeliver_lost(job.id) == []  # only one reaper gets it
@@ -105,7 +105,7 @@ def test_an_image_whose_pool_process_left_a_newer_heartbeat_is_queued_again_at_o
         1,
         None,
     )
-    assert store.holding_jobs() == []
+    assert store.lost_jobs() == []
     assert start_image(store, job.id, 0, holder=holder(11)) == "run"
     assert read(store, job.id).images[0].attempts == 2
 
@@ -125,7 +125,9 @@ def test_a_node_silent_for_stale_after_loses_its_images(open_store: OpenStore) -
     clock.now += STALE_AFTER - 1
     assert store.redeliver_lost(job.id) == []
     clock.now += 2
-    assert store.redeliver_lost(job.id, silence=False) == []  # a reaper that may have missed beats
+    assert store.lost_jobs(silence=False) == []  # a reaper that may have missed beats
+    assert store.redeliver_lost(job.id, silence=False) == []
+    assert store.lost_jobs() == [job.id]
     assert store.redeliver_lost(job.id) == [range(0, 2)]
 
 
@@ -163,7 +165,7 @@ def test_queued_images_are_never_touched_however_long_they_wait(open_store: Open
     job = make_job(images=2, created_at=clock.now)
     store.create(job, window=2)
     clock.now += 100 * STALE_AFTER
-    assert store.holding_jobs() == []
+    assert store.lost_jobs() == []
     assert store.redeliver_lost(job.id) == []
     got = read(store, job.id)
     assert ([i.state for i in got.images], got.version, got.failed) == (["queued"] * 2, 0, 0)
@@ -204,21 +206,35 @@ def test_heartbeats_are_kept_by_node_and_forgotten_after_twice_stale_after(
     assert store.workers() == {"a@h": Beat(clock.now + 1.5 + 2 * STALE_AFTER, ())}
 
 
-@pytest.mark.parametrize("ending", ["finish", "redeliver"])
-def test_a_job_is_holding_only_while_an_image_of_it_runs(
-    open_store: OpenStore, ending: str
+def test_the_lost_jobs_are_those_with_a_lost_image_and_none_once_it_is_queued_again(
+    open_store: OpenStore,
 ) -> None:
     store, clock, job = running_job(open_store)
-    idle = make_job(images=1, folder="idle", created_at=clock.now)
-    store.create(idle, window=1)
-    assert store.holding_jobs() == [job.id]
-    if ending == "finish":
-        finish_image(store, job.id, 0)
-    else:
-        clock.now += STALE_AFTER + 1
-        assert store.redeliver_lost(job.id) == [range(0, 1)]
-    assert store.holding_jobs() == []
+    other = make_job(images=1, folder="other", created_at=clock.now)
+    store.create(other, window=1)
+    start_image(store, other.id, 0, holder=holder(11))
+    clock.now += 1
+    store.heartbeat(NODE, Beat(clock.now, (11,)))
+    assert store.lost_jobs() == [job.id]
+    assert store.redeliver_lost(job.id) == [range(0, 1)]
+    assert store.lost_jobs() == []
+    finish_image(store, other.id, 0)
+    clock.now += 10 * STALE_AFTER
+    assert store.lost_jobs() == []
     assert store.redeliver_lost("no-such-job") == []
+
+
+def test_a_job_that_expired_while_an_image_ran_is_forgotten_by_the_reaper(
+    open_store: OpenStore,
+) -> None:
+    store = open_store(ttl=1, stale_after=0.5)  # Redis expires keys by its own clock
+    job = make_job(images=1)
+    store.create(job, window=1)
+    start_image(store, job.id, 0, holder=holder(10))
+    time.sleep(1.1)
+    assert store.lost_jobs() == []
+    if isinstance(store, RedisJobStore):
+        assert store.client.hgetall(RUNNING) == {}
 
 
 def test_a_version_1_database_gains_the_holder_and_heartbeat_tables_when_first_opened(
@@ -229,11 +245,12 @@ def test_a_version_1_database_gains_the_holder_and_heartbeat_tables_when_first_o
     job = make_job(images=1)
     store.create(job, window=1)
     store.db.connection().executescript(  # what version 1 had
-        "DROP TABLE holders; DROP TABLE workers; DROP INDEX jobs_holding; PRAGMA user_version = 1;"
+        "DROP TABLE holders; DROP TABLE workers; DROP INDEX images_running; PRAGMA user_version = 1;"
     )
     store.close()
     again = SqliteJobStore(path, ttl=3600)
     assert start_image(again, job.id, 0, holder=holder(10)) == "run"
     again.heartbeat(NODE, Beat(time.time(), (10,)))
-    assert (again.holding_jobs(), read(again, job.id).images[0].holder) == ([job.id], holder(10))
+    assert read(again, job.id).images[0].holder == holder(10)
+    assert again.lost_jobs() == []
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (2,)

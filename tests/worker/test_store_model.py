@@ -7,7 +7,7 @@ a running image) and claims images in random order, and sends heartbeats of rand
 pool processes, on a store and on a reference copy of each job, with one clock that
 only the test moves. After every step each answer must be the reference's, and so
 must every job as the store reads it (holders included), its peek, the listing, the
-stats, the heartbeats kept and the jobs holding a running image.
+stats, the heartbeats kept and the jobs whose running images look lost.
 """
 
 from __future__ import annotations
@@ -301,8 +301,14 @@ class StoreMachine(RuleBasedStateMachine):
             by_state[job.state] += 1
         assert self.store.stats() == stats_from_counters(by_state, self.counters)
         assert self.store.workers() == self.beats
-        holding = sorted(job.id for job in self.reference.values() if job.running > 0)
-        assert sorted(self.store.holding_jobs()) == holding
+        for silence in (True, False):
+            lost = self.lost(silence=silence)
+            expected = [
+                job.id
+                for job in self.reference.values()
+                if any(i.state == ImageState.RUNNING and lost(i) for i in job.images)
+            ]
+            assert sorted(self.store.lost_jobs(silence=silence)) == sorted(expected)
 
 
 def run_model(open_store: OpenStore) -> None:

@@ -143,8 +143,12 @@ class JobStore(Protocol):
     def workers(self) -> dict[str, Beat]:
         """Return the last heartbeat of each worker node heard within stale_after or so."""
 
-    def holding_jobs(self) -> list[str]:
-        """Return the ids of the jobs that have a running image: the reaper's to look at."""
+    def lost_jobs(self, *, silence: bool = True) -> list[str]:
+        """Return the ids of the jobs with a running image whose holder looks gone.
+
+        A read of the running images and the heartbeats alone, whatever the number of
+        jobs kept; redeliver_lost then decides, atomically (see its silence).
+        """
 
     def redeliver_lost(self, job_id: str, *, silence: bool = True) -> list[range]:
         """Queue again the job's running images whose holder is gone; return their tasks.

@@ -10,8 +10,9 @@ Layout (every key under the ``imgserve:`` prefix)::
                       count the moment it expires, whether or not it was swept yet
     output:<path>     the id of the queued or running job that writes that output;
                       deleted when the job settles or is cancelled, expires with it
-    holding           sorted set of the ids of the jobs with a running image, by
-                      expiry time: the reaper's to look at
+    running           hash of every running image: "<job id>:<n>" -> "<started>", with
+                      " <node> <pid> <until>" after it when it has a holder: the
+                      reaper reads it, and the heartbeats, to find lost images
     workers           hash of the workers' heartbeats: node -> worker.liveness.Beat as
                       JSON; a node silent for long is dropped by the next heartbeat
     stats             hash of counters for /metrics (see worker.store.metrics)
@@ -42,7 +43,7 @@ JOBS_INDEX = PREFIX + "jobs"
 JOBS_IN = {state: f"{PREFIX}jobs:{state}" for state in JobState}
 OUTPUT_KEY = PREFIX + "output:"
 STATS = PREFIX + "stats"
-HOLDING = PREFIX + "holding"
+RUNNING = PREFIX + "running"
 WORKERS = PREFIX + "workers"
 
 CONSTANTS = json.dumps(
@@ -54,7 +55,7 @@ CONSTANTS = json.dumps(
         "start": {decision.name: decision.value for decision in Start},
         "job_key": JOB_KEY,
         "by_state": {state.value: key for state, key in JOBS_IN.items()},
-        "holding": HOLDING,
+        "running": RUNNING,
         "workers": WORKERS,
     }
 )

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from worker.jobs import ImageRecord, Job, Lost
+from worker.jobs import ImageRecord, ImageState, Job, Lost
 from worker.liveness import FORGET_AFTER, Beat, Holder, Liveness
 from worker.store.sqlite_db import Database
 
@@ -97,11 +97,27 @@ class SqliteLiveness:
         with self.db.unavailable():
             return read_beats(self.db.connection())
 
-    def holding_jobs(self) -> list[str]:
-        """Return the ids of the jobs that have a running image (an index finds them)."""
-        query = "SELECT id FROM jobs WHERE running > 0 AND expires_at >= ?"
-        with self.db.unavailable():
-            return [row["id"] for row in self.db.connection().execute(query, (self.clock(),))]
+    def lost_jobs(self, *, silence: bool = True) -> list[str]:
+        """Return the ids of the jobs with a running image whose holder looks gone."""
+        query = (
+            "SELECT i.job_id, i.started, h.node, h.pid, h.until FROM images AS i"
+            " JOIN jobs AS j ON j.id = i.job_id"
+            " LEFT JOIN holders AS h ON h.job_id = i.job_id AND h.idx = i.idx"
+            f" WHERE i.state = '{ImageState.RUNNING}' AND j.expires_at >= ?"
+        )  # the state as a literal: the partial index images_running serves it
+        with self.db.transaction("BEGIN") as db:
+            now = self.clock()
+            rows = db.execute(query, (now,)).fetchall()
+            liveness = Liveness(read_beats(db), now, self.stale_after, self.time_limit, silence)
+        lost = {
+            row["job_id"]: None
+            for row in rows
+            if liveness.gone(
+                None if row["node"] is None else Holder(row["node"], row["pid"], row["until"]),
+                row["started"],
+            )
+        }
+        return list(lost)
 
     def redeliver_lost(self, job_id: str, *, silence: bool = True) -> list[range]:
         """Queue again the job's running images whose holder is gone (see Job.redeliver_lost)."""

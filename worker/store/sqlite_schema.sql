@@ -56,8 +56,8 @@ CREATE TABLE IF NOT EXISTS holders (
     until INTEGER NOT NULL,
     PRIMARY KEY (job_id, idx)
 ) WITHOUT ROWID;
--- Jobs with a running image: the reaper's to look at.
-CREATE INDEX IF NOT EXISTS jobs_holding ON jobs (id) WHERE running > 0;
+-- The running images: what the reaper looks at.
+CREATE INDEX IF NOT EXISTS images_running ON images (job_id, idx) WHERE state = 'running';
 
 -- The workers' last heartbeats (worker.liveness.Beat): pids is a JSON list.
 CREATE TABLE IF NOT EXISTS workers (

@@ -11,7 +11,8 @@
 --            start     a start's decisions by their worker.jobs.Start member name
 --            job_key   the prefix of a job's hash key, before its id
 --            by_state  by job state name: the sorted set of the jobs in that state
---            holding   the sorted set of the jobs with a running image, by expiry time
+--            running   the hash of every running image: "<job id>:<n>" -> "<started>", or
+--                      "<started> <node> <pid> <until>" with its holder
 --            workers   the hash of the workers' heartbeats: node -> {"at": .., "pids": [..]}
 --
 -- The job hash (see redis_store.py): spec, state, total, next_index, version, changed_at,
@@ -85,17 +86,10 @@ local function settle(now)
   end
 end
 
--- Add delta to the job's running images; the holding set has the jobs with one.
-local function add_running(delta)
-  if redis.call('HINCRBY', key, 'running', delta) > 0 then
-    redis.call('ZADD', C.holding, field('expires_at') or 0, id)
-  else
-    redis.call('ZREM', C.holding, id)
-  end
-end
-
+-- Image i stops running: forget its holder, here and in the hash of running images.
 local function drop_holder(i)
   redis.call('HDEL', key, 'i' .. i .. ':w', 'i' .. i .. ':p', 'i' .. i .. ':u')
+  redis.call('HDEL', C.running, id .. ':' .. i)
 end
 
 -- Whether the holder of running image i is gone (worker.liveness.Liveness.gone): unheard

@@ -18,7 +18,7 @@ local total = num('total')
 local tasks = {}
 for i = 0, total - 1 do
   if image_state(i) == IMAGE.RUNNING and lost(i, tonumber(now), stale_after, time_limit, silence) then
-    add_running(-1)
+    redis.call('HINCRBY', key, 'running', -1)
     local stop = math.min(math.max(i + 1, tonumber(field('i' .. i .. ':u') or '0')), total)
     if field('state') == JOB.CANCELLED then
       settle_image(i, IMAGE.CANCELLED, false, now)

@@ -30,7 +30,7 @@ end
 
 local function finish_image(i)
   if image_state(i) ~= IMAGE.RUNNING then return end
-  add_running(-1)
+  redis.call('HINCRBY', key, 'running', -1)
   if move.error then
     settle_image(i, IMAGE.FAILED, move.error, now)
   else
@@ -56,7 +56,7 @@ local function start_image(i)
     if not lost(i, tonumber(now), move.stale_after, move.time_limit, true) then
       return START.SKIP
     end
-    add_running(-1)
+    redis.call('HINCRBY', key, 'running', -1)
     drop_holder(i)
   end
   if field('state') == JOB.CANCELLED then
@@ -67,12 +67,14 @@ local function start_image(i)
     settle_image(i, IMAGE.FAILED, move.gave_up, now); return START.GAVE_UP
   end
   redis.call('HSET', key, 'i' .. i .. ':s', IMAGE.RUNNING, 'i' .. i .. ':t', now)
-  local holder = move.holder
+  local holder, running = move.holder, now
   if holder then
     redis.call('HSET', key, 'i' .. i .. ':w', holder.node, 'i' .. i .. ':p', holder.pid,
       'i' .. i .. ':u', holder['until'])
+    running = table.concat({now, holder.node, holder.pid, holder['until']}, ' ')
   end
-  add_running(1)
+  redis.call('HSET', C.running, id .. ':' .. i, running)
+  redis.call('HINCRBY', key, 'running', 1)
   if field('state') == JOB.QUEUED then
     set_state(JOB.RUNNING)
     redis.call('HSET', key, 'started_at', now)
