@@ -19,13 +19,13 @@ from tests.system.service import FINAL
 
 pytestmark = pytest.mark.slow
 
-# Scaled down: the least staleness taken (6 s, three heartbeats), images of about 0.5 s,
-# and 12 jobs of 8 images ahead of a small one: 48 s of work for 2 processes, so the
-# last ones wait about 22 s for their first turn, over 3 x 6 s.
+# Scaled down: the least staleness taken (6 s, three heartbeats), images of 0.2 to 0.5 s,
+# and 28 jobs of 8 images ahead of a small one: 45 to 110 s of work for 2 processes, so
+# the last ones wait 22 s or more for their first turn, over 3 x 6 s.
 LIMITS = {"IMGSERVE_STALE_AFTER": "6"}
 STALE_AFTER = 6
 CHAIN = ["blur=201"]
-JOBS, IMAGES = 12, 8
+JOBS, IMAGES = 28, 8
 
 
 def waited(job: dict[str, Any]) -> float:
