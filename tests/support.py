@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from worker.jobs import ImageRecord, Job, Start, new_job_id
+from worker.liveness import Holder
 from worker.store import Finish, JobStore, Move
 
 
@@ -155,12 +156,16 @@ def fill(folder: Path) -> Path:
 
 
 OpenStore = Callable[..., JobStore]
-"""Open a store, with the keyword arguments ttl, stale_after, clock and admission they take."""
+"""Open a store, with the keyword arguments ttl, stale_after, time_limit, clock and admission
+they take."""
 
 
-def start_image(store: JobStore, job_id: str, index: int, *, max_attempts: int = 3) -> Start:
+def start_image(
+    store: JobStore, job_id: str, index: int, *, max_attempts: int = 3, holder: Holder | None = None
+) -> Start:
     """Start an image as a worker does (one step); return the store's decision."""
-    started = store.step(job_id, Move(start=index, max_attempts=max_attempts)).started
+    move = Move(start=index, max_attempts=max_attempts, holder=holder)
+    started = store.step(job_id, move).started
     assert started is not None
     return started
 

@@ -5,8 +5,10 @@ worker had taken, but those a worker had taken (prefetched or running) died with
 their images stay ``queued`` or ``running`` with nothing left to run them. The job
 record knows every image handed to a task (those below the job's ``next_index``), so
 at start-up, holding the state folder's lock and before any worker runs, the queue
-is emptied and every unfinished image below ``next_index`` is enqueued again: none
-is lost, and none is in two messages, so none runs twice at once. A job gets as many
+is emptied, the images the record says run are queued again (no worker runs: their
+holders are gone, whatever their last heartbeats said), and every unfinished image
+below ``next_index`` is enqueued again: none is lost, and none is in two messages,
+so none runs twice at once. A job gets as many
 tasks as its window; when fewer images are left to redeliver, its next images are
 claimed to fill the window, as if its tasks had just finished.
 
@@ -68,6 +70,7 @@ def redeliver_unfinished(
     purged = file_queue.clear(settings.state_dir / "queue")
     jobs = images = 0
     for job_id in store.unfinished_jobs():
+        store.release_running(job_id)
         job = store.get(job_id)
         if job is None:
             continue

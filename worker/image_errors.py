@@ -13,19 +13,3 @@ def gave_up_message(max_attempts: int) -> str:
         f"gave up after {max_attempts} attempts: the worker processing this image "
         "stopped each time (killed, or out of memory)"
     )
-
-
-def stale_message(seconds: float) -> str:
-    """Return the error of an image whose worker went silent."""
-    return (
-        f"no worker finished this image within {seconds:.0f} s of starting it "
-        "(the worker was lost, or the hard time limit killed it)"
-    )
-
-
-def idle_message(seconds: float) -> str:
-    """Return the error of a queued image of a job that no worker moved for too long."""
-    return (
-        f"no worker started this image: the job made no progress for {seconds:.0f} s "
-        "(are the workers running?)"
-    )

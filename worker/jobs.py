@@ -5,20 +5,23 @@ The record is the service's own (never Celery's result backend): the API answers
 
     queued -> running -> succeeded | failed      (or queued/running -> cancelled)
 
-A job is ``queued`` until its first image starts, ``running`` until every image
-has settled, then ``succeeded``, ``failed`` (every image failed) or
-``partially_failed``; ``cancelled`` is set at once by a cancel.
+and back from running to queued when the worker running an image is gone (see
+``worker.liveness``). A job is ``queued`` until its first image starts, ``running``
+until every image has settled, then ``succeeded``, ``failed`` (every image failed)
+or ``partially_failed``; ``cancelled`` is set at once by a cancel.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.image_errors import gave_up_message, idle_message, stale_message
+from worker.image_errors import gave_up_message
+from worker.liveness import Holder
 
 
 class JobState(enum.StrEnum):
@@ -54,8 +57,6 @@ ACTIVE_JOB_STATES: frozenset[JobState] = frozenset({JobState.QUEUED, JobState.RU
 """A job in these states may still write its outputs: no other job may share one."""
 FINAL_JOB_STATES: frozenset[JobState] = frozenset(JobState) - ACTIVE_JOB_STATES
 FINAL_IMAGE_STATES = frozenset(ImageState) - {ImageState.QUEUED, ImageState.RUNNING}
-STALE_AFTER = 360
-"""Seconds after which an image that no worker moved is failed (IMGSERVE_STALE_AFTER)."""
 
 
 def new_job_id() -> str:
@@ -82,6 +83,7 @@ class ImageRecord:
     error: str | None = None
     attempts: int = 0
     started: float | None = None
+    holder: Holder | None = None  # who runs it (worker.liveness), only while it runs
 
     def to_json(self) -> dict[str, Any]:
         """Return the image as the API shows it (outputs only once written)."""
@@ -92,6 +94,10 @@ class ImageRecord:
             "outputs": self.outputs if self.state == ImageState.SUCCEEDED else [],
             "error": self.error,
         }
+
+
+Lost = Callable[[ImageRecord], bool]
+"""Whether a running image's holder is gone (see worker.liveness.Liveness)."""
 
 
 @dataclass
@@ -207,13 +213,24 @@ class Job:
             self.claims[key] = claimed
         return claimed
 
-    def start_image(self, index: int, *, max_attempts: int, now: float) -> Start:
-        """Mark an image running and count the attempt, unless it must not run."""
+    def start_image(
+        self, index: int, *, max_attempts: int, now: float, holder: Holder | None, lost: Lost
+    ) -> Start:
+        """Mark an image running under holder and count the attempt, unless it must not run.
+
+        An image running under a live holder is not started again (a duplicate delivery),
+        unless by that holder (a repeat: it runs on); one whose holder is gone (lost) is.
+        """
         image = self.images[index]
         if image.state in FINAL_IMAGE_STATES:
             return Start.SKIP
-        if image.state == ImageState.RUNNING:  # a redelivery: its earlier attempt died
+        if image.state == ImageState.RUNNING:
+            if holder is not None and image.holder == holder:
+                return Start.RUN
+            if not lost(image):
+                return Start.SKIP
             self.running -= 1
+            image.holder = None
         if self.state == JobState.CANCELLED:
             self._settle_image(image, ImageState.CANCELLED, None, now)
             return Start.SKIP
@@ -221,7 +238,7 @@ class Job:
         if image.attempts > max_attempts:
             self._settle_image(image, ImageState.FAILED, gave_up_message(max_attempts), now)
             return Start.GAVE_UP
-        image.state, image.started = ImageState.RUNNING, now
+        image.state, image.started, image.holder = ImageState.RUNNING, now, holder
         self.running += 1
         if self.state == JobState.QUEUED:
             self.state, self.started_at = JobState.RUNNING, now
@@ -249,44 +266,31 @@ class Job:
         self._settle(now)
         self._bump(now)
 
-    def is_stale(self, older_than: float) -> bool:
-        """Return whether the job is unfinished but no worker moved it since older_than.
+    def redeliver_lost(self, lost: Lost, now: float) -> list[range]:
+        """Put the running images whose holder is gone back in the queue; return their tasks.
 
-        A cancelled job is unfinished while an image still runs: its worker may be gone.
+        A lost image's task runs from it to its holder's ``until``: nothing else would run
+        the images after it. A cancelled job's lost images are cancelled instead.
         """
-        if self.finished:
-            return False
-        stuck = any(
-            i.state == ImageState.RUNNING and (i.started or 0.0) < older_than for i in self.images
-        )
-        return stuck or (self.changed_at or self.created_at) < older_than
-
-    def reap(self, *, older_than: float, now: float) -> int:
-        """Fail the images whose worker is gone; return how many.
-
-        An image running since before older_than lost its worker. When the whole job has
-        not moved since then, its queued images fail too: every live job moves regularly,
-        since each job keeps a window of images in the queue and jobs take turns.
-        """
-        idle = (self.changed_at or self.created_at) < older_than
-        seconds = now - older_than
-        reaped = 0
-        for image in self.images:
-            if image.state == ImageState.RUNNING and (image.started or 0.0) < older_than:
-                self.running -= 1
-                self._settle_image(image, ImageState.FAILED, stale_message(seconds), now)
-            elif image.state == ImageState.QUEUED and idle:
-                self._settle_image(image, ImageState.FAILED, idle_message(seconds), now)
-            else:
+        tasks = []
+        for index, image in enumerate(self.images):
+            if image.state != ImageState.RUNNING or not lost(image):
                 continue
-            reaped += 1
-        return reaped
+            self.running -= 1
+            until = index + 1 if image.holder is None else max(index + 1, image.holder.until)
+            if self.state == JobState.CANCELLED:
+                self._settle_image(image, ImageState.CANCELLED, None, now)
+                continue
+            image.state, image.holder = ImageState.QUEUED, None
+            self._bump(now)
+            tasks.append(range(index, min(until, self.total)))
+        return tasks
 
     def _settle_image(
         self, image: ImageRecord, state: ImageState, error: str | None, now: float
     ) -> None:
         """Put an image in a final state, count it, and settle the job if it was the last."""
-        image.state, image.error = state, error
+        image.state, image.error, image.holder = state, error, None
         if state == ImageState.SUCCEEDED:
             self.done += 1
         elif state == ImageState.FAILED:
@@ -297,7 +301,7 @@ class Job:
         self._bump(now)
 
     def _bump(self, now: float) -> None:
-        """Count a change: long-polls wake on the version, the reaper reads changed_at."""
+        """Count a change: long-polls wake on the version."""
         self.version += 1
         self.changed_at = now
 

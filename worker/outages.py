@@ -9,11 +9,11 @@ and the job's next tasks are published.
 
 A call retried after an error may have been carried out anyway (a timeout; a reply lost
 as Redis shut down). The store's changes are safe to repeat: finishing an image that no
-longer runs changes nothing; starting one that runs counts one more attempt; a claim
-carries its task's first image as its key, so a claim made again answers the batch the
-first one took (also for a redelivered task). A publish repeated gives the job one task
-too many, whose images are skipped when finished and counted as a new attempt when
-running.
+longer runs changes nothing; starting one again by the same holder runs on, without
+another attempt; a claim carries its task's first image as its key, so a claim made
+again answers the batch the first one took (also for a redelivered task). A publish
+repeated gives the job one task too many, whose images are skipped when finished or
+running under a live holder.
 
 What Celery 5.7 and kombu's Redis transport do, that this relies on: with late acks a
 message is acknowledged when its task returns (or fails); kombu records each delivery
@@ -39,6 +39,7 @@ import redis
 from kombu.exceptions import OperationalError
 
 from worker.jobs import Job
+from worker.liveness import Holder
 from worker.store import Finish, JobStore, Move, Step, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class Recorder:
         until: float,
         max_attempts: int,
         backoff: Backoff = Backoff(),
+        holder: Holder | None = None,
     ) -> None:
         self.store = store
         self.enqueue = enqueue
@@ -137,6 +139,8 @@ class Recorder:
         self.backoff = backoff
         self.failed: list[tuple[int, str]] = []
         """The images this task recorded as failed, with their errors."""
+        self.holder = holder
+        """Who starts the task's images: this worker's node and pool process."""
 
     def step(
         self,
@@ -164,6 +168,7 @@ class Recorder:
                 Move(
                     finish=finish,
                     start=start,
+                    holder=self.holder,
                     max_attempts=self.max_attempts,
                     claim=claim,
                     window=window,

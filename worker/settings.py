@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import Limits
-from worker.jobs import STALE_AFTER
+from worker.liveness import HARD_TIME_LIMIT, HEARTBEAT, STALE_AFTER
 
 OVERWRITE_POLICIES = ("replace", "never")
 """IMGSERVE_OVERWRITE: whether a job's outputs may replace existing files by default."""
@@ -49,7 +49,7 @@ class Settings:
     job_window: int = 8
     max_attempts: int = 3
     soft_time_limit: int = 300
-    hard_time_limit: int = 330
+    hard_time_limit: int = HARD_TIME_LIMIT
     max_images: int = 1000
     max_body_bytes: int = 1024 * 1024
     max_operations: int = 32
@@ -81,13 +81,13 @@ class Settings:
                 f"IMGSERVE_SOFT_TIME_LIMIT ({self.soft_time_limit} s) must be below "
                 f"IMGSERVE_HARD_TIME_LIMIT ({self.hard_time_limit} s)"
             )
-        # An image runs for up to the hard limit without a word to the store: a stale limit
-        # within it would fail images that are still being worked on.
-        if self.stale_after <= self.hard_time_limit:
+        # A worker is gone once no heartbeat came for stale_after: a few beats may be late
+        # on a loaded machine without its images being taken from it.
+        if self.stale_after < 3 * HEARTBEAT:
             raise SettingsError(
-                f"IMGSERVE_STALE_AFTER ({self.stale_after} s) must be above "
-                f"IMGSERVE_HARD_TIME_LIMIT ({self.hard_time_limit} s): an image still within "
-                "its time limit would be failed as lost"
+                f"IMGSERVE_STALE_AFTER ({self.stale_after} s) must be at least "
+                f"{3 * HEARTBEAT:.0f} s: three heartbeats (one every {HEARTBEAT:.0f} s), so that "
+                "a worker whose heartbeat is late once is not taken for gone"
             )
         if self.overwrite not in OVERWRITE_POLICIES:
             raise SettingsError(

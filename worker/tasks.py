@@ -3,28 +3,38 @@ publish the job's next task; and the worker signals it needs.
 
 Tasks take references, never pixels. The work is ``worker.batches.run_batch``, a plain
 function tested without Celery; the task only gives it this process's store and broker
-(a ``Recorder`` that waits out their outages) and says how it ended. Late acks: the
-message is acknowledged once the task returns, after its images are recorded and the
-job's next task is published; a task that could not reach Redis before its deadline
-puts its message back in the queue (``Reject(requeue=True)``), where the store's
-records make the redelivery skip what was finished.
+(a ``Recorder`` that waits out their outages, and starts images as this node's pool
+process) and says how it ended. Late acks: the message is acknowledged once the task
+returns, after its images are recorded and the job's next task is published; a task
+that could not reach Redis before its deadline puts its message back in the queue
+(``Reject(requeue=True)``), where the store's records make the redelivery skip what
+was finished. The main process beats and reaps (``worker.heartbeat``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from functools import lru_cache
 from typing import Any
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.signals import celeryd_after_setup, task_failure, worker_process_init
+from celery.signals import (
+    celeryd_after_setup,
+    task_failure,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 
 import pipeline
 from worker.batches import finish_killed, run_batch
 from worker.celery_app import TASK_NAME, app, settings
+from worker.heartbeat import Heartbeat
 from worker.job_queue import publish
 from worker.jobs import Start
+from worker.liveness import Holder
 from worker.memory import keep_large_allocations
 from worker.outages import Outlasted, Recorder
 from worker.scheduling import guided_share
@@ -39,6 +49,7 @@ KILLED_WAIT = 10.0
 """Seconds the main process waits out an outage to record an image the hard limit killed."""
 
 _pool = {"size": settings.concurrency}
+_heartbeats: list[Heartbeat] = []
 
 
 @lru_cache(maxsize=1)
@@ -52,10 +63,12 @@ def _enqueue(job_id: str, batches: list[range]) -> None:
     publish(app, job_id, batches, retry=True)
 
 
-def _recorder(job_id: str, *, wait: float) -> Recorder:
+def _recorder(job_id: str, *, wait: float, holder: Holder | None = None) -> Recorder:
     """Return a recorder of job_id's changes on this process's store and broker."""
     until = time.monotonic() + wait
-    return Recorder(_store(), _enqueue, job_id, until=until, max_attempts=settings.max_attempts)
+    return Recorder(
+        _store(), _enqueue, job_id, until=until, max_attempts=settings.max_attempts, holder=holder
+    )
 
 
 class ImageFailed(Exception):
@@ -71,7 +84,9 @@ def process_image(job_id: str, index: int, count: int = 1) -> list[Start]:
     """Process image index of job job_id, and the count - 1 images after it."""
     started = time.perf_counter()
     batch = range(index, index + count)
-    recorder = _recorder(job_id, wait=OUTAGE_SHARE * settings.soft_time_limit)
+    node = process_image.request.hostname
+    holder = Holder(node, os.getpid(), batch.stop) if node else None
+    recorder = _recorder(job_id, wait=OUTAGE_SHARE * settings.soft_time_limit, holder=holder)
     try:
         decisions = run_batch(
             recorder, settings, batch, share=guided_share(settings, _pool["size"])
@@ -116,6 +131,21 @@ def _note_pool_size(sender: Any = None, instance: Any = None, **_: object) -> No
     size = getattr(instance, "concurrency", None)
     if isinstance(size, int) and size > 0:
         _pool["size"] = size
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: object) -> None:
+    """Start the main process's heartbeat and reaper, under the worker's node name."""
+    heartbeat = Heartbeat(_store(), sender.hostname, _enqueue, stale_after=settings.stale_after)
+    heartbeat.start()
+    _heartbeats.append(heartbeat)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_: object) -> None:
+    """Stop the heartbeat once the pool has stopped (a warm shutdown finished its tasks)."""
+    while _heartbeats:
+        _heartbeats.pop().stop()
 
 
 @worker_process_init.connect

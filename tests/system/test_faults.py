@@ -13,6 +13,8 @@ import requests
 
 from tests.support import RedisServer, free_port
 from tests.system.service import Service, make_root, service_env
+from worker.liveness import HEARTBEAT, Holder
+from worker.store.redis_store import RedisJobStore
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +24,8 @@ SLOWER_CHAIN = ["resize=4", "blur=255"]  # 2 to 3 s, the blur one OpenCV call of
 # 2 s hard limit): a soft limit at 1 s cannot be raised before the hard one kills it.
 LONGEST_CALL_CHAIN = ["resize=6", "blur=255"]
 PHOTO = {"input": "photos/cyclo2.jpg", "output": "slow.jpg"}
+STALE_AFTER = 6
+"""The least IMGSERVE_STALE_AFTER taken: three heartbeats."""
 
 Stack = Callable[..., Service]
 
@@ -102,23 +106,59 @@ def test_sigterm_lets_running_images_finish_and_loses_nothing(stack: Stack) -> N
     assert output_files(service) == [f"out/{n}.jpg" for n in range(4)]
 
 
-def test_a_job_whose_workers_are_all_gone_is_failed_by_the_reaper(stack: Stack) -> None:
-    # The stale limit must be above the hard time limit (Settings refuses it otherwise).
-    limits = {"IMGSERVE_SOFT_TIME_LIMIT": "4", "IMGSERVE_HARD_TIME_LIMIT": "5"}
-    service = stack(IMGSERVE_STALE_AFTER="6", **limits)
+def running_holders(store: RedisJobStore, job_id: str) -> dict[int, Holder]:
+    """Return the holder of each running image of the job, by image, as the store has them."""
+    job = store.get(job_id)
+    assert job is not None
+    return {n: i.holder for n, i in enumerate(job.images) if i.state == "running" and i.holder}
+
+
+def test_a_job_whose_workers_are_all_gone_waits_and_a_new_worker_finishes_it(
+    stack: Stack, redis_url: str
+) -> None:
+    service = stack(IMGSERVE_STALE_AFTER=str(STALE_AFTER))
     images = [{"input": "photos/cyclo2.jpg", "output": f"out/{n}.jpg"} for n in range(3)]
     job_id = service.submit(images, SLOW_CHAIN)["id"]
     service.wait_until(job_id, lambda j: j["state"] == "running")
     worker = service.processes[1]
     os.killpg(worker.pid, signal.SIGKILL)  # the whole worker, pool included, not restarted
     worker.wait()
-    job = service.finish(job_id, timeout=30)
-    assert job["state"] == "failed"
-    errors = [image["error"] for image in job["images"]]
-    assert errors[0].startswith("no worker finished this image within ")
-    assert errors[1].startswith("no worker started this image: the job made no progress for ")
-    assert errors[2] == errors[1]
-    assert not [f for f in output_files(service) if not f.endswith(".tmp")]
+    time.sleep(STALE_AFTER + 3 * HEARTBEAT)  # no worker, no reaper: nothing is failed
+    waiting = service.get(job_id)
+    assert (waiting["state"], waiting["progress"]["failed"]) == ("running", 0), waiting
+    assert {image["state"] for image in waiting["images"]} <= {"running", "queued", "succeeded"}
+    assert all(image["error"] is None for image in waiting["images"])
+    service.spawn("worker", "--concurrency", "1", name="replacement")
+    job = service.finish(job_id, timeout=120)
+    assert job["state"] == "succeeded", job
+    assert output_files(service) == [f"out/{n}.jpg" for n in range(3)]
+
+
+def test_a_dead_workers_running_images_go_to_a_live_worker_within_stale_after(
+    stack: Stack, redis_url: str
+) -> None:
+    service = stack(workers=2, IMGSERVE_STALE_AFTER=str(STALE_AFTER))
+    store = RedisJobStore.from_url(redis_url, ttl=3600)
+    images = [{"input": "photos/cyclo2.jpg", "output": f"out/{n}.jpg"} for n in range(4)]
+    job_id = service.submit(images, SLOW_CHAIN)["id"]
+    deadline = time.monotonic() + 60
+    while len(held := running_holders(store, job_id)) < 2:  # one image on each worker
+        assert time.monotonic() < deadline, f"the workers did not both start\n{service.tail()}"
+        time.sleep(0.05)
+    index, victim = min(held.items())
+    worker = next(p for p in service.processes if victim.node.startswith(f"imgserve-{p.pid}@"))
+    os.killpg(worker.pid, signal.SIGKILL)  # its main process and its pool, at once
+    killed = time.monotonic()
+    worker.wait()
+    while (holder := running_holders(store, job_id).get(index)) == victim:
+        assert time.monotonic() - killed < STALE_AFTER + 3 * HEARTBEAT, service.tail()
+        time.sleep(0.1)
+    redelivered = time.monotonic() - killed
+    job = service.finish(job_id, timeout=120)
+    assert job["state"] == "succeeded", (redelivered, job)
+    assert output_files(service) == [f"out/{n}.jpg" for n in range(4)]
+    assert holder is None or not holder.node.startswith(f"imgserve-{worker.pid}@")
+    store.close()
 
 
 def test_redis_down_is_a_quick_503_and_the_service_recovers_without_restart(

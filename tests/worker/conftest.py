@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tests.support import OpenStore
-from worker.jobs import STALE_AFTER
+from worker.liveness import HARD_TIME_LIMIT, STALE_AFTER
 from worker.settings import Settings
 from worker.store import Admission, JobStore
 from worker.store.protocol import UNLIMITED
@@ -30,24 +30,22 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
         *,
         ttl: int = 3600,
         stale_after: float = STALE_AFTER,
+        time_limit: float = HARD_TIME_LIMIT,
         clock: Callable[[], float] = time.time,
         admission: Admission = UNLIMITED,
     ) -> JobStore:
         store: SqliteJobStore | RedisJobStore
+        limits = {"stale_after": stale_after, "time_limit": time_limit}
         if request.param == "sqlite":
             path = tmp_path / "jobs.sqlite3"
-            store = SqliteJobStore(
-                path, ttl=ttl, stale_after=stale_after, clock=clock, admission=admission
-            )
+            store = SqliteJobStore(path, ttl=ttl, clock=clock, admission=admission, **limits)
         else:
             client = (
                 fakeredis.FakeRedis(server=server)
                 if request.param == "fakeredis"
                 else redis.Redis.from_url(request.getfixturevalue("redis_url"))
             )
-            store = RedisJobStore(
-                client, ttl=ttl, stale_after=stale_after, clock=clock, admission=admission
-            )
+            store = RedisJobStore(client, ttl=ttl, clock=clock, admission=admission, **limits)
         opened.append(store)
         return store
 

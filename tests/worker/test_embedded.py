@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from tests.support import RecordingQueue, claim_next, finish_image, start_image
 from tests.support import make_job as make_stored_job
 from worker.embedded import redeliver_unfinished, redelivery
 from worker.jobs import Job, new_job_id
+from worker.liveness import Beat, Holder
 from worker.settings import Settings
 from worker.store.sqlite_store import SqliteJobStore
 
@@ -91,10 +93,24 @@ def test_finished_jobs_are_left_alone_and_a_cancelled_one_settles_its_running_im
     store.cancel(cancelled.id)
     queue = RecordingQueue()
     redeliver_unfinished(store, settings, queue.enqueue)
-    assert queue.tasks == [(cancelled.id, range(1, 2))]
-    assert start_image(store, cancelled.id, 1, max_attempts=3) == "skip"
+    assert queue.tasks == []  # its running image was the dead service's: cancelled at once
     after = store.get(cancelled.id)
     assert after is not None and after.finished and after.images[1].state == "cancelled"
+
+
+def test_an_image_running_under_a_holder_that_still_looked_alive_is_redelivered_at_once(
+    store: SqliteJobStore, settings: Settings
+) -> None:
+    job = make_job(2)
+    store.create(job, window=1)
+    store.heartbeat("dead@host", Beat(time.time(), (7,)))
+    assert start_image(store, job.id, 0, holder=Holder("dead@host", 7, 1)) == "run"
+    queue = RecordingQueue()
+    redeliver_unfinished(store, settings, queue.enqueue)
+    assert queue.tasks == [(job.id, range(0, 1)), (job.id, range(1, 2))]
+    assert start_image(store, job.id, 0, holder=Holder("new@host", 8, 1)) == "run"
+    after = store.get(job.id)
+    assert after is not None and after.images[0].attempts == 2
 
 
 @pytest.mark.parametrize(

@@ -116,17 +116,18 @@ def test_a_soft_time_limit_not_below_the_hard_one_is_refused() -> None:
     )
 
 
-@pytest.mark.parametrize("stale_after", ["330", "60"])
-def test_a_stale_limit_not_above_the_hard_time_limit_is_refused(stale_after: str) -> None:
+@pytest.mark.parametrize("stale_after", ["1", "5"])
+def test_a_stale_limit_below_three_heartbeats_is_refused(stale_after: str) -> None:
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({"IMGSERVE_STALE_AFTER": stale_after})
     assert str(raised.value) == (
-        f"IMGSERVE_STALE_AFTER ({stale_after} s) must be above IMGSERVE_HARD_TIME_LIMIT (330 s): "
-        "an image still within its time limit would be failed as lost"
+        f"IMGSERVE_STALE_AFTER ({stale_after} s) must be at least 6 s: three heartbeats "
+        "(one every 2 s), so that a worker whose heartbeat is late once is not taken for gone"
     )
 
 
-def test_a_stale_limit_above_the_hard_time_limit_is_taken() -> None:
-    settings = Settings.from_env({"IMGSERVE_STALE_AFTER": "3", "IMGSERVE_HARD_TIME_LIMIT": "2",
-                                  "IMGSERVE_SOFT_TIME_LIMIT": "1"})  # fmt: skip
-    assert (settings.stale_after, settings.hard_time_limit) == (3, 2)
+def test_a_stale_limit_of_three_heartbeats_is_taken_whatever_the_time_limits() -> None:
+    assert Settings.from_env({}).stale_after == 30
+    settings = Settings.from_env({"IMGSERVE_STALE_AFTER": "6", "IMGSERVE_HARD_TIME_LIMIT": "600",
+                                  "IMGSERVE_SOFT_TIME_LIMIT": "590"})  # fmt: skip
+    assert (settings.stale_after, settings.hard_time_limit) == (6, 600)

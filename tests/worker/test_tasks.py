@@ -17,6 +17,7 @@ from tests.support import RecordingQueue, finish_image, start_image
 from worker import batches
 from worker.images import PreparedJob, soft_limit_error
 from worker.jobs import ImageRecord, Job, Start, new_job_id
+from worker.liveness import Beat, Holder
 from worker.outages import Recorder
 from worker.scheduling import MAX_BATCH, batch_size
 from worker.settings import Settings
@@ -173,7 +174,8 @@ def test_a_redelivered_batch_redoes_only_what_it_had_not_finished(
     # The first delivery finished image 0 and died while running image 1.
     start_image(store, job.id, 0, max_attempts=3)
     finish_image(store, job.id, 0, error=None, timings=[])
-    start_image(store, job.id, 1, max_attempts=3)
+    start_image(store, job.id, 1, max_attempts=3, holder=Holder("w@host", 5, 4))
+    store.heartbeat("w@host", Beat(time.time(), (6,)))  # its pool process is gone
     # It was killed between writing image 1's temporary file and moving it into place.
     (settings.root / ".1.jpg.0badcafe.tmp").write_bytes(b"half an image")
     (settings.root / ".2.jpg.0badcafe.tmp").write_bytes(b"not ours to judge")

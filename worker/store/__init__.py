@@ -15,8 +15,10 @@ The package's parts::
     redis_store.py    the Redis back end
     redis_scripts.py  its keys, and what its scripts (lua/*.lua) take and give
     redis_changes.py  long-poll wake-ups over Redis pub/sub
+    redis_liveness.py its heartbeats and reaper calls (see worker.liveness)
     sqlite_store.py   the embedded back end, its tables in sqlite_schema.sql
     sqlite_db.py      its file: a connection a thread, transactions
+    sqlite_liveness.py  its holders and heartbeats
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def open_store(settings: Settings) -> JobStore:
             ttl=settings.job_ttl,
             stale_after=settings.stale_after,
             admission=Admission.of(settings),
+            time_limit=settings.hard_time_limit,
         )
     from worker.store.sqlite_store import SqliteJobStore
 
@@ -75,4 +78,5 @@ def open_store(settings: Settings) -> JobStore:
         ttl=settings.job_ttl,
         stale_after=settings.stale_after,
         admission=Admission.of(settings),
+        time_limit=settings.hard_time_limit,
     )

@@ -9,13 +9,12 @@ tests/worker/test_store_model.py holds every store to the reference.
 from __future__ import annotations
 
 import posixpath
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from worker.jobs import Job, Start
+from worker.jobs import Job, Lost, Start
+from worker.liveness import Beat, Holder
 from worker.store.metrics import Stats
 
 if TYPE_CHECKING:
@@ -58,6 +57,8 @@ class Move:
     """Record a running image as succeeded (no error) or failed, with its step times."""
     start: int | None = None
     """Mark this image running and count the attempt, unless it must not run."""
+    holder: Holder | None = None
+    """Who starts it: kept on the image while it runs (see worker.liveness)."""
     max_attempts: int = 3
     """Attempts after which a started image gives up instead (see Job.start_image)."""
     claim: int = 0
@@ -94,14 +95,19 @@ class Peek:
     changed_at: float
 
 
-def apply_move(job: Job, move: Move, now: float) -> tuple[Step, bool]:
-    """Apply a move to the reference job; return the step and whether an image was finished."""
+def apply_move(job: Job, move: Move, now: float, lost: Lost) -> tuple[Step, bool]:
+    """Apply a move to the reference job; return the step and whether an image was finished.
+
+    lost tells whether the holder of a running image asked to start is gone.
+    """
     finished = move.finish is not None and job.finish_image(
         move.finish.index, error=move.finish.error, now=now
     )
     started = None
     if move.start is not None:
-        started = job.start_image(move.start, max_attempts=move.max_attempts, now=now)
+        started = job.start_image(
+            move.start, max_attempts=move.max_attempts, now=now, holder=move.holder, lost=lost
+        )
     claimed = (
         job.claim_next(count=move.claim, window=move.window, key=move.claim_key)
         if move.claim > 0
@@ -154,30 +160,6 @@ def token_bucket(
     return tokens, (1.0 - tokens) / rate
 
 
-class ReapOnRead(ABC):
-    """The get of every store: the job as it truly is, its stale images failed first."""
-
-    stale_after: float
-    """Seconds without a move after which a job's images count as lost (see Job.reap)."""
-    clock: Callable[[], float]
-
-    @abstractmethod
-    def read(self, job_id: str) -> Job | None:
-        """Return the job as stored, or None."""
-
-    @abstractmethod
-    def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images whose worker is gone (see Job.reap); return how many."""
-
-    def get(self, job_id: str) -> Job | None:
-        """Return the job, its stale images failed first (see Job.reap), or None."""
-        job = self.read(job_id)
-        if job is not None and job.is_stale(older_than := self.clock() - self.stale_after):
-            self.reap_stale(job_id, older_than=older_than)
-            job = self.read(job_id)
-        return job
-
-
 class JobStore(Protocol):
     """What the API and the workers ask of a job store."""
 
@@ -194,10 +176,10 @@ class JobStore(Protocol):
         """
 
     def get(self, job_id: str) -> Job | None:
-        """Return the job as it truly is, or None when there is no such job (or it expired).
+        """Return the job as stored, or None when there is no such job (or it expired).
 
-        Images whose worker went silent longer than the store's stale_after are failed
-        first (see Job.reap), so a read never shows a job stuck for good.
+        A read changes nothing: the workers' reapers keep the record true (see
+        worker.heartbeat), so a job whose workers are all gone waits for the next one.
         """
 
     def list_jobs(self, *, limit: int, offset: int, owner: str | None = None) -> list[Job]:
@@ -215,8 +197,26 @@ class JobStore(Protocol):
     def cancel(self, job_id: str) -> Job | None:
         """Cancel the job's images that have not started; return the job (None if unknown)."""
 
-    def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images whose worker is gone (see Job.reap); return how many."""
+    def heartbeat(self, node: str, beat: Beat) -> None:
+        """Record a worker node's heartbeat (see worker.liveness), over its previous one."""
+
+    def workers(self) -> dict[str, Beat]:
+        """Return the last heartbeat of each worker node heard within stale_after or so."""
+
+    def lost_jobs(self, *, silence: bool = True) -> list[str]:
+        """Return the ids of the jobs with a running image whose holder looks gone.
+
+        A read of the running images and the heartbeats alone, whatever the number of
+        jobs kept; redeliver_lost then decides, atomically (see its silence).
+        """
+
+    def redeliver_lost(self, job_id: str, *, silence: bool = True) -> list[range]:
+        """Queue again the job's running images whose holder is gone; return their tasks.
+
+        The caller publishes them (see Job.redeliver_lost). The store judges by its clock
+        and stale_after; silence: whether a holder unheard of for stale_after is gone (see
+        Liveness.silence). Atomic: of two reapers, one gets the tasks.
+        """
 
     def peek(self, job_id: str) -> Peek | None:
         """Return the job's version, whether it is finished and when it last changed."""

@@ -15,6 +15,11 @@ Layout (every key under the ``imgserve:`` prefix)::
     owner:<name>:jobs    sorted set of the ids of that key's jobs by creation time
     owner:<name>:active  sorted set of that key's queued and running jobs, by expiry
     owner:<name>:rate    hash: that key's submission token bucket (lua/admit.lua)
+    running           hash of every running image: "<job id>:<n>" -> "<started>", with
+                      " <node> <pid> <until>" after it when it has a holder: the
+                      reaper reads it, and the heartbeats, to find lost images
+    workers           hash of the workers' heartbeats: node -> worker.liveness.Beat as
+                      JSON; a node silent for long is dropped by the next heartbeat
     stats             hash of counters for /metrics (see worker.store.metrics)
     changed           pub/sub channel: "<job key> <version> <finished 0|1>" after a
                       change (see worker.store.redis_changes)
@@ -33,6 +38,7 @@ from typing import Any
 
 from worker.image_errors import gave_up_message
 from worker.jobs import ImageState, Job, JobState, Start
+from worker.liveness import Holder
 from worker.store.metrics import counter_increments
 from worker.store.protocol import Admission, Move, Step, input_claims, output_claims
 from worker.store.redis_changes import CHANNEL, QUIET_SECONDS
@@ -45,6 +51,8 @@ OUTPUT_KEY = PREFIX + "output:"
 INPUT_KEY = PREFIX + "input:"
 OWNER_KEY = PREFIX + "owner:"
 STATS = PREFIX + "stats"
+RUNNING = PREFIX + "running"
+WORKERS = PREFIX + "workers"
 
 CONSTANTS = json.dumps(
     {
@@ -57,6 +65,8 @@ CONSTANTS = json.dumps(
         "by_state": {state.value: key for state, key in JOBS_IN.items()},
         "output_key": OUTPUT_KEY,
         "input_key": INPUT_KEY,
+        "running": RUNNING,
+        "workers": WORKERS,
     }
 )
 """ARGV[1] of every script (see lua/prelude.lua)."""
@@ -69,7 +79,7 @@ def script_text(name: str) -> str:
     return prelude + body
 
 
-SCRIPTS = {name: script_text(name) for name in ("create", "step", "cancel", "reap")}
+SCRIPTS = {name: script_text(name) for name in ("create", "step", "cancel", "redeliver")}
 SCRIPTS["admit"] = resources.files("worker.store").joinpath("lua", "admit.lua").read_text("utf-8")
 
 
@@ -121,7 +131,7 @@ def create_call(
     return [*keys, *claims, *inputs], args
 
 
-def move_json(move: Move) -> str:
+def move_json(move: Move, stale_after: float, time_limit: float) -> str:
     """Return a move as step.lua takes it: a JSON object of only what it asks for."""
     asked: dict[str, Any] = {}
     if move.finish is not None:
@@ -131,6 +141,10 @@ def move_json(move: Move) -> str:
             asked["error"] = move.finish.error
     if move.start is not None:
         asked["start"] = move.start
+        asked["stale_after"], asked["time_limit"] = stale_after, time_limit
+        if move.holder is not None:
+            holder = move.holder
+            asked["holder"] = {"node": holder.node, "pid": holder.pid, "until": holder.until}
         asked["max_attempts"] = move.max_attempts
         asked["gave_up"] = gave_up_message(move.max_attempts)
     if move.claim > 0:
@@ -170,6 +184,8 @@ def job_from_hash(raw: dict[bytes, bytes]) -> Job | None:
         image.attempts = int(fields.get(f"i{n}:a", 0))
         image.error = fields.get(f"i{n}:e")
         image.started = float(fields[f"i{n}:t"]) if f"i{n}:t" in fields else None
+        if f"i{n}:w" in fields:
+            image.holder = Holder(fields[f"i{n}:w"], int(fields[f"i{n}:p"]), int(fields[f"i{n}:u"]))
     for name, value in fields.items():
         if name[0] == "c" and name[1:].isdigit():  # c<key>: "<first> <count>"
             first, taken = map(int, value.split())

@@ -20,8 +20,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 
-from worker.image_errors import idle_message, stale_message
-from worker.jobs import STALE_AFTER, Job
+from worker.jobs import Job
+from worker.liveness import HARD_TIME_LIMIT, STALE_AFTER
 from worker.store.errors import (
     InputInUse,
     OutputsBusy,
@@ -30,16 +30,9 @@ from worker.store.errors import (
     TooManyActive,
 )
 from worker.store.metrics import Stats, stats_from_counters
-from worker.store.protocol import (
-    UNLIMITED,
-    Admission,
-    Move,
-    Peek,
-    ReapOnRead,
-    Step,
-    output_claims,
-)
+from worker.store.protocol import UNLIMITED, Admission, Move, Peek, Step, output_claims
 from worker.store.redis_changes import QUIET_SECONDS, RECHECK_SECONDS, ChangeListener, Wait
+from worker.store.redis_liveness import RedisLiveness
 from worker.store.redis_scripts import (
     CONSTANTS,
     JOBS_IN,
@@ -55,7 +48,7 @@ from worker.store.redis_scripts import (
 )
 
 
-class RedisJobStore(ReapOnRead):
+class RedisJobStore(RedisLiveness):
     """A job store in Redis, shared by any number of API and worker machines."""
 
     def __init__(
@@ -64,6 +57,7 @@ class RedisJobStore(ReapOnRead):
         *,
         ttl: int,
         stale_after: float = STALE_AFTER,
+        time_limit: float = HARD_TIME_LIMIT,
         clock: Callable[[], float] = time.time,
         admission: Admission = UNLIMITED,
     ) -> None:
@@ -71,11 +65,12 @@ class RedisJobStore(ReapOnRead):
         self.admission = admission
         self.ttl = ttl
         self.stale_after = stale_after
+        self.time_limit = time_limit
         self.clock = clock
         self._create = client.register_script(SCRIPTS["create"])
         self._step = client.register_script(SCRIPTS["step"])
         self._cancel = client.register_script(SCRIPTS["cancel"])
-        self._reap = client.register_script(SCRIPTS["reap"])
+        self._redeliver = client.register_script(SCRIPTS["redeliver"])
         self._admit = client.register_script(SCRIPTS["admit"])
         self._changes = ChangeListener(client)
         self._local = threading.local()  # followed: this thread's following() waits
@@ -88,6 +83,7 @@ class RedisJobStore(ReapOnRead):
         ttl: int,
         stale_after: float = STALE_AFTER,
         admission: Admission = UNLIMITED,
+        time_limit: float = HARD_TIME_LIMIT,
     ) -> RedisJobStore:
         """Connect to the Redis at url; a call that gets no answer in 2 s fails.
 
@@ -102,7 +98,9 @@ class RedisJobStore(ReapOnRead):
             health_check_interval=30,
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(client, ttl=ttl, stale_after=stale_after, admission=admission)
+        return cls(
+            client, ttl=ttl, stale_after=stale_after, time_limit=time_limit, admission=admission
+        )
 
     @contextmanager
     def _answering(self) -> Iterator[None]:
@@ -155,7 +153,7 @@ class RedisJobStore(ReapOnRead):
             wait = self._admit(keys=[owner_key(owner, "rate")], args=[self.clock(), rate, burst])
         return float(wait)
 
-    def read(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> Job | None:
         """Return the job as stored, or None."""
         with self._answering():
             raw = cast(dict[bytes, bytes], self.client.hgetall(job_key(job_id)))
@@ -175,7 +173,11 @@ class RedisJobStore(ReapOnRead):
 
     def step(self, job_id: str, move: Move) -> Step:
         """Move a job along in one Lua script (see Move)."""
-        args: list[str | float] = [CONSTANTS, self.clock(), move_json(move)]
+        args: list[str | float] = [
+            CONSTANTS,
+            self.clock(),
+            move_json(move, self.stale_after, self.time_limit),
+        ]
         with self._answering():
             reply = self._step(keys=[job_key(job_id), STATS], args=args)
         return step_from_reply(reply)
@@ -185,14 +187,6 @@ class RedisJobStore(ReapOnRead):
         with self._answering():
             self._cancel(keys=[job_key(job_id)], args=[CONSTANTS, self.clock()])
         return self.get(job_id)
-
-    def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images whose worker is gone (see Job.reap)."""
-        now = self.clock()
-        lost, idle = stale_message(now - older_than), idle_message(now - older_than)
-        with self._answering():
-            n = self._reap(keys=[job_key(job_id)], args=[CONSTANTS, older_than, now, lost, idle])
-        return int(n)
 
     def peek(self, job_id: str) -> Peek | None:
         """Return the job's version, whether it is finished and when it last changed."""

@@ -80,4 +80,23 @@ CREATE TABLE IF NOT EXISTS rates (
     at REAL NOT NULL
 ) WITHOUT ROWID;
 
+-- Who runs each running image (worker.liveness.Holder); the row goes when it stops running.
+CREATE TABLE IF NOT EXISTS holders (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    until INTEGER NOT NULL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+-- The running images: what the reaper looks at.
+CREATE INDEX IF NOT EXISTS images_running ON images (job_id, idx) WHERE state = 'running';
+
+-- The workers' last heartbeats (worker.liveness.Beat): pids is a JSON list.
+CREATE TABLE IF NOT EXISTS workers (
+    node TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    pids TEXT NOT NULL
+) WITHOUT ROWID;
+
 PRAGMA user_version = 2;

@@ -19,20 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
-from worker.jobs import ACTIVE_JOB_STATES, STALE_AFTER, ImageState, Job, JobState
+from worker.jobs import ACTIVE_JOB_STATES, ImageState, Job, JobState
+from worker.liveness import HARD_TIME_LIMIT, STALE_AFTER
 from worker.store.metrics import Stats, counter_increments, stats_from_counters
-from worker.store.protocol import (
-    UNLIMITED,
-    Admission,
-    Move,
-    Peek,
-    ReapOnRead,
-    Step,
-    apply_move,
-    missing_step,
-)
+from worker.store.protocol import UNLIMITED, Admission, Move, Peek, Step, apply_move, missing_step
 from worker.store.sqlite_claims import check_claims, release_claims, take_claims, take_token
 from worker.store.sqlite_db import Database
+from worker.store.sqlite_liveness import SqliteLiveness, load_holders, lost_holders, save_holders
 
 _JOB_COLUMNS = (
     "state", "started_at", "finished_at", "done", "failed", "cancelled", "running", "next_index",
@@ -41,7 +34,7 @@ _JOB_COLUMNS = (
 _POLL_SECONDS = 0.05
 
 
-class SqliteJobStore(ReapOnRead):
+class SqliteJobStore(SqliteLiveness):
     """A job store in one SQLite file, safe across threads and processes."""
 
     def __init__(
@@ -50,12 +43,14 @@ class SqliteJobStore(ReapOnRead):
         *,
         ttl: int,
         stale_after: float = STALE_AFTER,
+        time_limit: float = HARD_TIME_LIMIT,
         clock: Callable[[], float] = time.time,
         admission: Admission = UNLIMITED,
     ) -> None:
         self.path = path
         self.ttl = ttl
         self.stale_after = stale_after
+        self.time_limit = time_limit
         self.clock = clock
         self.admission = admission
         self.db = Database(path)
@@ -98,7 +93,7 @@ class SqliteJobStore(ReapOnRead):
         with self.db.transaction() as db:
             return take_token(db, owner, rate, burst, self.clock())
 
-    def read(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> Job | None:
         """Return the job as stored, or None."""
         with self.db.unavailable():
             return self._load(self.db.connection(), job_id)
@@ -128,7 +123,9 @@ class SqliteJobStore(ReapOnRead):
         with self._changing(job_id) as (db, job):
             if job is None:
                 return missing_step(move)
-            step, finished = apply_move(job, move, self.clock())
+            now = self.clock()
+            lost = lost_holders(db, now, self.stale_after, self.time_limit)
+            step, finished = apply_move(job, move, now, lost)
             if finished and move.finish is not None:
                 db.executemany(
                     "INSERT INTO stats (name, value) VALUES (?, ?)"
@@ -143,11 +140,6 @@ class SqliteJobStore(ReapOnRead):
             if job is not None:
                 job.cancel(self.clock())
         return self.get(job_id)
-
-    def reap_stale(self, job_id: str, *, older_than: float) -> int:
-        """Fail the images whose worker is gone (see Job.reap)."""
-        with self._changing(job_id) as (_, job):
-            return 0 if job is None else job.reap(older_than=older_than, now=self.clock())
 
     def peek(self, job_id: str) -> Peek | None:
         """Return the job's version, whether it is finished and when it last changed."""
@@ -201,11 +193,13 @@ class SqliteJobStore(ReapOnRead):
             state = job.state
             before = [(i.state, i.attempts, i.error, i.started) for i in job.images]
             claimed = set(job.claims)
+            holders = [i.holder for i in job.images]
             yield db, job
             db.executemany(
                 "INSERT INTO claims (job_id, key, first, taken) VALUES (?, ?, ?, ?)",
                 ((job.id, k, r.start, len(r)) for k, r in job.claims.items() if k not in claimed),
             )
+            save_holders(db, job, [n for n, i in enumerate(job.images) if i.holder != holders[n]])
             db.execute(
                 f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _JOB_COLUMNS)} WHERE id = ?",
                 (*(getattr(job, c) for c in _JOB_COLUMNS), job.id),
@@ -245,6 +239,7 @@ class SqliteJobStore(ReapOnRead):
             image.started = image_row["started"]
         for claim in db.execute("SELECT key, first, taken FROM claims WHERE job_id = ?", (job_id,)):
             job.claims[claim["key"]] = range(claim["first"], claim["first"] + claim["taken"])
+        load_holders(db, job)
         return job
 
 

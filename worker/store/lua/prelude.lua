@@ -11,14 +11,18 @@
 --            start     a start's decisions by their worker.jobs.Start member name
 --            job_key   the prefix of a job's hash key, before its id
 --            by_state  by job state name: the sorted set of the jobs in that state
+--            running   the hash of every running image: "<job id>:<n>" -> "<started>", or
+--                      "<started> <node> <pid> <until>" with its holder
+--            workers   the hash of the workers' heartbeats: node -> {"at": .., "pids": [..]}
 --
 -- The job hash (see redis_store.py): spec, state, total, next_index, version, changed_at,
 -- started_at, finished_at, published_at, expires_at, outputs (the keys of its outputs,
 -- as JSON), inputs (the keys of its inputs' sets of readers, as JSON), active_key (its
 -- owner's set of queued and running jobs; absent when anonymous), done, failed,
 -- cancelled, running; for image n: i<n>:s its state (absent: queued), i<n>:a attempts,
--- i<n>:e error, i<n>:t when it last started; for a claim made with key k: c<k> the
--- images it took, "<first> <count>".
+-- i<n>:e error, i<n>:t when it last started, and while it runs its holder
+-- (worker.liveness.Holder): i<n>:w node, i<n>:p pid, i<n>:u until; for a claim made
+-- with key k: c<k> the images it took, "<first> <count>".
 
 local key = KEYS[1]
 local C = cjson.decode(ARGV[1])
@@ -93,10 +97,40 @@ local function settle(now)
   end
 end
 
+-- Image i stops running: forget its holder, here and in the hash of running images.
+local function drop_holder(i)
+  redis.call('HDEL', key, 'i' .. i .. ':w', 'i' .. i .. ':p', 'i' .. i .. ':u')
+  redis.call('HDEL', C.running, id .. ':' .. i)
+end
+
+-- Whether the holder of running image i is gone (worker.liveness.Liveness.gone): unheard
+-- of for stale_after (when silence counts), started longer ago than the hard time limit
+-- and stale_after, or missing from a heartbeat newer than its start.
+local function lost(i, now, stale_after, time_limit, silence)
+  local node = field('i' .. i .. ':w')
+  local started = tonumber(field('i' .. i .. ':t') or '0')
+  local beat = nil
+  if node then
+    local raw = redis.call('HGET', C.workers, node)
+    if raw then beat = cjson.decode(raw) end
+  end
+  local heard = math.max(started, 0)
+  if beat and beat.at > heard then heard = beat.at end
+  if silence and heard < now - stale_after then return true end
+  if started < now - time_limit - stale_after then return true end
+  if not beat or not (beat.at > started) then return false end
+  local pid = tonumber(field('i' .. i .. ':p'))
+  for _, alive in ipairs(beat.pids) do
+    if alive == pid then return false end
+  end
+  return true
+end
+
 -- Put an image in a final state, count it, settle the job, count the change
 -- (Job._settle_image).
 local function settle_image(i, state, err, now)
   redis.call('HSET', key, 'i' .. i .. ':s', state)
+  drop_holder(i)
   if err then redis.call('HSET', key, 'i' .. i .. ':e', err) end
   local counter = 'cancelled'
   if state == IMAGE.SUCCEEDED then counter = 'done' elseif state == IMAGE.FAILED then counter = 'failed' end

@@ -10,6 +10,9 @@
 --            error         its error (absent: it succeeded)
 --            counters      [[counter, increment], ...] the finish adds to KEYS[2]
 --            start         the image to start
+--            holder        who starts it: {node, pid, until} (absent: nobody says)
+--            stale_after   seconds unheard of after which a running image's holder is gone
+--            time_limit    the hard time limit: no attempt of an image lasts longer
 --            max_attempts  attempts after which the start gives up instead
 --            gave_up       the error of an image that gave up
 --            claim         how many images to take for the job's next task
@@ -43,7 +46,20 @@ local attempt = 0
 local function start_image(i)
   local state = image_state(i)
   if state ~= IMAGE.QUEUED and state ~= IMAGE.RUNNING then return START.SKIP end
-  if state == IMAGE.RUNNING then redis.call('HINCRBY', key, 'running', -1) end
+  if state == IMAGE.RUNNING then  -- a duplicate delivery, unless its holder is gone
+    local holder = move.holder
+    if holder and field('i' .. i .. ':w') == holder.node
+        and tonumber(field('i' .. i .. ':p')) == holder.pid
+        and tonumber(field('i' .. i .. ':u')) == holder['until'] then
+      attempt = num('i' .. i .. ':a')
+      return START.RUN  -- a repeat of the holder's own start: it runs on
+    end
+    if not lost(i, tonumber(now), move.stale_after, move.time_limit, true) then
+      return START.SKIP
+    end
+    redis.call('HINCRBY', key, 'running', -1)
+    drop_holder(i)
+  end
   if field('state') == JOB.CANCELLED then
     settle_image(i, IMAGE.CANCELLED, false, now); return START.SKIP
   end
@@ -52,6 +68,13 @@ local function start_image(i)
     settle_image(i, IMAGE.FAILED, move.gave_up, now); return START.GAVE_UP
   end
   redis.call('HSET', key, 'i' .. i .. ':s', IMAGE.RUNNING, 'i' .. i .. ':t', now)
+  local holder, running = move.holder, now
+  if holder then
+    redis.call('HSET', key, 'i' .. i .. ':w', holder.node, 'i' .. i .. ':p', holder.pid,
+      'i' .. i .. ':u', holder['until'])
+    running = table.concat({now, holder.node, holder.pid, holder['until']}, ' ')
+  end
+  redis.call('HSET', C.running, id .. ':' .. i, running)
   redis.call('HINCRBY', key, 'running', 1)
   if field('state') == JOB.QUEUED then
     set_state(JOB.RUNNING)
