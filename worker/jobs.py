@@ -13,7 +13,6 @@ or ``partially_failed``; ``cancelled`` is set at once by a cancel.
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,41 +21,19 @@ from typing import Any
 
 from worker.image_errors import gave_up_message
 from worker.liveness import Holder
+from worker.states import (
+    ACTIVE_JOB_STATES,
+    FINAL_IMAGE_STATES,
+    FINAL_JOB_STATES,
+    ImageState,
+    JobState,
+    Start,
+)
 
-
-class JobState(enum.StrEnum):
-    """Where a job stands; the stores' scripts get these names as arguments."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    PARTIALLY_FAILED = "partially_failed"
-    CANCELLED = "cancelled"
-
-
-class ImageState(enum.StrEnum):
-    """Where one image of a job stands."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class Start(enum.StrEnum):
-    """What a worker should do with an image it was handed: run it, or not."""
-
-    RUN = "run"
-    SKIP = "skip"
-    GAVE_UP = "gave_up"
-
-
-ACTIVE_JOB_STATES: frozenset[JobState] = frozenset({JobState.QUEUED, JobState.RUNNING})
-"""A job in these states may still write its outputs: no other job may share one."""
-FINAL_JOB_STATES: frozenset[JobState] = frozenset(JobState) - ACTIVE_JOB_STATES
-FINAL_IMAGE_STATES = frozenset(ImageState) - {ImageState.QUEUED, ImageState.RUNNING}
+# fmt: off
+__all__ = ["ACTIVE_JOB_STATES", "FINAL_IMAGE_STATES", "FINAL_JOB_STATES", "ImageRecord",
+           "ImageState", "Job", "JobState", "Lost", "Start", "iso", "new_job_id"]
+# fmt: on
 
 
 def new_job_id() -> str:
