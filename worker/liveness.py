@@ -76,7 +76,7 @@ class Liveness:
     """The hard time limit: no attempt lasts longer."""
     silence: bool = True
     """Whether silence counts: False for a reaper that may not have heard every live worker
-    yet (its own store was out of reach lately), which then only trusts missing pids."""
+    yet (its own store was out of reach lately): then only missing pids and age count."""
 
     def gone(self, holder: Holder | None, started: float | None) -> bool:
         """Return whether the holder of an image started at started is gone."""
