@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import RedisServer, free_port
-from tests.system.service import Service, make_root, service_env
+from tests.system.service import Service, make_root, redis_api, service_env
 
 StartRedis = Callable[..., RedisServer]
 StartService = Callable[..., Service]
@@ -17,10 +17,7 @@ StartService = Callable[..., Service]
 @pytest.fixture
 def redis_service(redis_url: str, tmp_path: Path, seed_images: list[Path]) -> Iterator[Service]:
     """Run the API and one worker of 2 processes on the test Redis."""
-    root = make_root(tmp_path, seed_images)
-    port = free_port()
-    service = Service(f"http://127.0.0.1:{port}", root, service_env(root, REDIS_URL=redis_url))
-    service.spawn("api", "--host", "127.0.0.1", "--port", str(port), name="api")
+    service = redis_api(tmp_path, seed_images, redis_url)
     service.spawn("worker", "--concurrency", "2", name="worker")
     try:
         service.wait_healthy()

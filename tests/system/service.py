@@ -170,3 +170,14 @@ def service_env(root: Path, **extra: str) -> dict[str, str]:
     repo = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
     return env
+
+
+def redis_api(base: Path, photos: list[Path], redis_url: str) -> Service:
+    """Start the API on the Redis at redis_url over a new root of photos (no worker yet)."""
+    from tests.support import free_port
+
+    root = make_root(base, photos)
+    port = free_port()
+    service = Service(f"http://127.0.0.1:{port}", root, service_env(root, REDIS_URL=redis_url))
+    service.spawn("api", "--host", "127.0.0.1", "--port", str(port), name="api")
+    return service

@@ -11,8 +11,8 @@ import cv2
 import pytest
 import redis
 
-from tests.support import RedisServer, free_port
-from tests.system.service import Service, make_root, service_env
+from tests.support import RedisServer
+from tests.system.service import Service, redis_api
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +37,7 @@ def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def api(aof_redis: RedisServer, tmp_path: Path, seed_images: list[Path]) -> Iterator[Service]:
     """Run the API on that Redis, no worker yet."""
-    root = make_root(tmp_path, seed_images)
-    port = free_port()
-    service = Service(f"http://127.0.0.1:{port}", root, service_env(root, REDIS_URL=aof_redis.url))
-    service.spawn("api", "--host", "127.0.0.1", "--port", str(port), name="api")
+    service = redis_api(tmp_path, seed_images, aof_redis.url)
     try:
         service.wait_healthy()
         yield service
